@@ -1,0 +1,49 @@
+"""Packaging for txsse: Server-Sent Events for Twisted."""
+
+from pathlib import Path
+
+from setuptools import setup
+
+HERE = Path(__file__).parent
+
+
+def _version() -> str:
+    for line in (HERE / "txsse" / "_version.py").read_text().splitlines():
+        if line.startswith("__version__"):
+            return line.split("=", 1)[1].strip().strip('"')
+    raise RuntimeError("txsse/_version.py has no __version__")
+
+
+setup(
+    name="txsse",
+    version=_version(),
+    description="Server-Sent Events (EventSource) for Twisted: client, server, daemon",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    # ``package_dir`` keeps editable installs exposing ``twisted/plugins`` (a
+    # namespace directory without ``__init__.py``) next to Twisted's own.
+    package_dir={"": "."},
+    packages=["txsse", "txsse.server", "twisted.plugins"],
+    package_data={"txsse": ["py.typed"]},
+    include_package_data=False,
+    install_requires=[
+        "twisted>=24.7.0",
+        "treq>=24.9.1",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-twisted>=1.14",
+            "hypothesis>=6.100",
+        ],
+        "lint": ["ruff>=0.6", "mypy>=1.11"],
+        "docs": ["sphinx>=7", "myst-parser>=3"],
+    },
+    classifiers=[
+        "Framework :: Twisted",
+        "Programming Language :: Python :: 3",
+        "Typing :: Typed",
+    ],
+)

@@ -1,0 +1,40 @@
+"""Shared fixtures: fail any test that logged an error through twisted.logger."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from twisted.logger import ILogObserver, LogEvent, LogLevel, formatEvent, globalLogPublisher
+from zope.interface import provider
+
+
+@pytest.fixture(autouse=True)
+def _no_logged_errors(request: pytest.FixtureRequest) -> Iterator[list[LogEvent]]:
+    """Fail the test if anything logged at level error or critical.
+
+    A test that expects an error log takes the ``logged_errors`` fixture and
+    clears what it checked.
+    """
+    errors: list[LogEvent] = []
+
+    @provider(ILogObserver)
+    def observer(event: LogEvent) -> None:
+        if event.get("log_level") in (LogLevel.error, LogLevel.critical):
+            errors.append(event)
+
+    globalLogPublisher.addObserver(observer)
+    request.node._txsse_logged_errors = errors
+    try:
+        yield errors
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    if errors:
+        text = "\n".join(formatEvent(e) or repr(e) for e in errors)
+        pytest.fail(f"the test logged {len(errors)} error(s):\n{text}", pytrace=False)
+
+
+@pytest.fixture
+def logged_errors(request: pytest.FixtureRequest) -> list[LogEvent]:
+    """The errors logged so far by this test; clear it after checking them."""
+    return request.node._txsse_logged_errors  # type: ignore[no-any-return]

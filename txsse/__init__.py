@@ -1,0 +1,20 @@
+"""txsse: Server-Sent Events for Twisted.
+
+The public API is re-exported here; the modules behind it are private.
+"""
+
+from txsse._event import Comment, Event
+from txsse._format import format_comment, format_event
+from txsse._parser import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_LENGTH, EventStreamParser
+from txsse._version import __version__
+
+__all__ = [
+    "DEFAULT_MAX_EVENT_SIZE",
+    "DEFAULT_MAX_LINE_LENGTH",
+    "Comment",
+    "Event",
+    "EventStreamParser",
+    "__version__",
+    "format_comment",
+    "format_event",
+]

@@ -1,0 +1,3 @@
+"""The txsse version."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,150 @@
+"""The txsse exception hierarchy.
+
+Every exception txsse raises on purpose derives from :class:`SSEError`, so one
+``except SSEError`` catches them all. Each message says what was wrong and, where
+there is one, what to do about it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class SSEError(Exception):
+    """Base class of every txsse error."""
+
+
+class ParseError(SSEError):
+    """The event stream cannot be parsed any further.
+
+    The parser stops at the offending line. Events completed earlier in the same
+    :meth:`~txsse.EventStreamParser.feed` call are not lost: they are in
+    :attr:`events`, in order, and the parser's ``last_event_id`` reflects them.
+
+    :ivar events: the events (and comments) completed before the error.
+    """
+
+    events: Sequence[Any]
+
+    def __init__(self, message: str, events: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.events = events
+
+
+class LineTooLong(ParseError):
+    """A line of the stream is longer than the parser's ``max_line_length``.
+
+    :ivar limit: the limit that was exceeded, in characters.
+    """
+
+    def __init__(self, limit: int, events: Sequence[Any] = ()) -> None:
+        super().__init__(
+            f"event stream line longer than max_line_length={limit} characters; "
+            "raise max_line_length if the server really sends lines this long",
+            events,
+        )
+        self.limit = limit
+
+
+class EventTooLarge(ParseError):
+    """The data of one event is larger than the parser's ``max_event_size``.
+
+    :ivar limit: the limit that was exceeded, in characters.
+    """
+
+    def __init__(self, limit: int, events: Sequence[Any] = ()) -> None:
+        super().__init__(
+            f"event data larger than max_event_size={limit} characters; "
+            "raise max_event_size if the server really sends events this large",
+            events,
+        )
+        self.limit = limit
+
+
+class StreamClosed(SSEError):
+    """The event source was closed: no more events will be delivered."""
+
+
+class ConnectionFailed(SSEError):
+    """The server's answer means the stream must not be retried.
+
+    This is "fail the connection" in the WHATWG terms: the source goes to
+    ``CLOSED`` and does not reconnect by itself.
+    """
+
+
+class HTTPStatusError(ConnectionFailed):
+    """The server answered with a status that does not open a stream.
+
+    :ivar status: the HTTP status code.
+    :ivar url: the URL that answered.
+    """
+
+    def __init__(self, status: int, url: str, reason: str = "") -> None:
+        detail = f": {reason}" if reason else ""
+        super().__init__(f"{url} answered HTTP {status}{detail}")
+        self.status = status
+        self.url = url
+
+
+class NoContent(HTTPStatusError):
+    """The server answered 204 No Content: it asks the client to stop for good."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(204, url, "No Content means the server wants no reconnection")
+
+
+class ContentTypeError(ConnectionFailed):
+    """The response is not ``text/event-stream``.
+
+    :ivar content_type: the ``Content-Type`` the server sent (empty if none).
+    :ivar url: the URL that answered.
+    """
+
+    def __init__(self, content_type: str, url: str) -> None:
+        shown = content_type or "no Content-Type"
+        super().__init__(
+            f"{url} answered with {shown!r}, not 'text/event-stream': "
+            "check the URL points at an event stream"
+        )
+        self.content_type = content_type
+        self.url = url
+
+
+class RedirectError(ConnectionFailed):
+    """A redirect could not be followed (no ``Location``, or too many hops)."""
+
+
+class TransientError(SSEError):
+    """A failure after which the source reconnects (network, timeout, end of body)."""
+
+
+class ConnectTimeout(TransientError):
+    """No response headers arrived within ``connect_timeout`` seconds."""
+
+
+class IdleTimeout(TransientError):
+    """No bytes at all arrived within ``idle_timeout`` seconds."""
+
+
+class StreamEnded(TransientError):
+    """The server ended the response body; the source reconnects."""
+
+
+__all__ = [
+    "ConnectTimeout",
+    "ConnectionFailed",
+    "ContentTypeError",
+    "EventTooLarge",
+    "HTTPStatusError",
+    "IdleTimeout",
+    "LineTooLong",
+    "NoContent",
+    "ParseError",
+    "RedirectError",
+    "SSEError",
+    "StreamClosed",
+    "StreamEnded",
+    "TransientError",
+]
