@@ -13,7 +13,7 @@ class Event(NamedTuple):
     (the parser creates millions per second), but it compares equal only to
     another ``Event``.
 
-    :ivar data: the event's data; lines are joined with ``"\\n"``.
+    :ivar data: the event's data; lines are joined with LF.
     :ivar event: the event type, ``"message"`` when the server sent none.
     :ivar id: the stream's last event ID when this event was dispatched (it
         persists from earlier events until an ``id:`` field changes it).
@@ -45,12 +45,12 @@ class Event(NamedTuple):
     def __ne__(self, other: object) -> bool:
         return not self.__eq__(other)
 
-    __hash__ = tuple.__hash__
+    def __hash__(self) -> int:
+        return tuple.__hash__(self)
 
     def __repr__(self) -> str:
         return (
-            f"Event(data={self.data!r}, event={self.event!r}, id={self.id!r}, "
-            f"retry={self.retry!r})"
+            f"Event(data={self.data!r}, event={self.event!r}, id={self.id!r}, retry={self.retry!r})"
         )
 
 
@@ -68,4 +68,5 @@ class Comment(NamedTuple):
     def __ne__(self, other: object) -> bool:
         return not self.__eq__(other)
 
-    __hash__ = tuple.__hash__
+    def __hash__(self) -> int:
+        return tuple.__hash__(self)

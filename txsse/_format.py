@@ -53,7 +53,7 @@ def format_event(
     data: str | None = None,
     *,
     event: str | None = None,
-    id: str | None = None,  # noqa: A002 - the wire name
+    id: str | None = None,
     retry: int | None = None,
     comment: str | None = None,
 ) -> bytes:

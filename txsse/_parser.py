@@ -41,8 +41,8 @@ class EventStreamParser:
     """
 
     __slots__ = (
-        "_comments",
         "_block_retry",
+        "_comments",
         "_counted",
         "_cr",
         "_data",
@@ -199,7 +199,7 @@ class EventStreamParser:
                 if limit and len(line) > limit:
                     self._last_id = last_id
                     self._fail(LineTooLong(limit, out))
-                name, colon, value = line.partition(":")
+                name, _, value = line.partition(":")
                 if value and value[0] == " ":
                     value = value[1:]
                 if name == "data":
