@@ -198,6 +198,15 @@ def test_event_too_large_at_end_of_chunk_keeps_earlier_events() -> None:
     assert list(info.value.events) == [Event("a")]
 
 
+@chunkers
+def test_event_too_large_events_exclude_later_comments(chunker: Chunker) -> None:
+    """A comment after the data line that passed the limit is not in ``.events``."""
+    parser = EventStreamParser(max_event_size=3, comments=True)
+    items, error = feed_until_error(parser, chunker(b": before\ndata: 0123\n: after\n"))
+    assert items == [Comment(" before")]
+    assert isinstance(error, EventTooLarge)
+
+
 def test_event_size_does_not_carry_over_to_the_next_event() -> None:
     """An event fed over several chunks does not count against the next one."""
     parser = EventStreamParser(max_event_size=10)
