@@ -199,9 +199,13 @@ class EventStreamParser:
                 if limit and len(line) > limit:
                     self._last_id = last_id
                     self._fail(LineTooLong(limit, out))
-                name, _, value = line.partition(":")
-                if value and value[0] == " ":
-                    value = value[1:]
+                # The canonical "name: value" form costs one partition; anything
+                # else (no space, a colon in the value's way) takes the general path.
+                name, sep, value = line.partition(": ")
+                if not sep or ":" in name:
+                    name, _, value = line.partition(":")
+                    if value and value[0] == " ":
+                        value = value[1:]
                 if name == "data":
                     data.append(value)
                 elif name == "id":
