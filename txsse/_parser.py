@@ -21,6 +21,19 @@ _decode = codecs.utf_8_decode
 _new = tuple.__new__
 
 
+#: What a ``retry`` value too long for Python's int conversion (thousands of
+#: digits) reads as, in milliseconds: about 292 million years.
+MAX_RETRY = 2**63 - 1
+
+
+def _big_retry(digits: str) -> int:
+    """Convert a long run of ASCII digits exactly, or to :data:`MAX_RETRY`."""
+    try:
+        return int(digits)
+    except ValueError:  # past sys.get_int_max_str_digits()
+        return MAX_RETRY
+
+
 class EventStreamParser:
     """Turn the bytes of an event stream into :class:`~txsse.Event` values.
 
@@ -111,7 +124,14 @@ class EventStreamParser:
     @property
     def pending(self) -> bool:
         """Whether part of an event (a line or a field) awaits more bytes."""
-        return bool(self._tail or self._data or self._type or self._undecoded)
+        return bool(
+            self._tail
+            or self._data
+            or self._type
+            or self._undecoded
+            or self._id != self._last_id
+            or self._block_retry is not None
+        )
 
     def feed(self, chunk: bytes) -> list[Event | Comment]:
         """Parse the next chunk of the stream.
@@ -175,7 +195,9 @@ class EventStreamParser:
                     etype = value
                 elif name == "retry":
                     if value.isdigit() and value.isascii():
-                        block_retry = self._retry = int(value)
+                        block_retry = self._retry = (
+                            int(value) if len(value) < 19 else _big_retry(value)
+                        )
                 elif not name and comments:
                     append(_new(Comment, (line[1:],)))
             else:
@@ -195,8 +217,9 @@ class EventStreamParser:
         self._block_retry = block_retry
         if data:
             self._count_data(data, out)
-        else:
+        elif data is not self._data:
             self._data = data
+            self._counted = self._data_size = 0
         if error is not None:
             self._fail(error, out)
         return out
@@ -255,9 +278,10 @@ class EventStreamParser:
             self._data = data
             self._counted = self._data_size = 0
         counted = self._counted
+        # Each line adds its length and one LF; the last LF is not part of the data.
         self._data_size += sum(map(len, data[counted:])) + len(data) - counted
         self._counted = len(data)
-        if self._data_size > self.max_event_size:
+        if self._data_size - 1 > self.max_event_size:
             self._fail(EventTooLarge(self.max_event_size), out)
 
     def _fail(self, error: ParseError, events: list[Event | Comment]) -> NoReturn:
