@@ -776,6 +776,10 @@ def test_retry_with_thousands_of_digits() -> None:
         ([b"data: a\n", b"\n"], False),
         ([b": comment\n"], False),
         ([b"id: 5\n\n"], False),
+        ([b"retry: 5\n"], True),
+        ([b"retry: 5\n\n"], False),
+        ([b"data: a\r"], True),
+        ([b"data: a\n\r"], False),
     ],
     ids=repr,
 )
