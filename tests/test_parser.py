@@ -429,7 +429,9 @@ RETRIES = [
 ]
 
 DISPATCH = [
-    # ld ssetests/tests_basic_parsing.go "one-line message in one chunk"
+    # wpt eventsource/eventsource-onmessage.js (resources/message.py's default message)
+    case("wpt-eventsource-onmessage", b"data: data\n\n\n", [E("data")]),
+    # ld ssetests/tests_basic_parsing.go "one-line message in one chunk" (and "in two chunks")
     case("ld-one-line", b"data: Hello\n\n", [E("Hello")]),
     # ld ssetests/tests_basic_parsing.go "two one-line messages in one chunk"
     case("ld-two-messages", b"data: Hello\n\ndata: World\n\n", [E("Hello"), E("World")]),
