@@ -199,6 +199,9 @@ class EventStreamParser:
                             int(value) if len(value) < 19 else _big_retry(value)
                         )
                 elif not name and comments:
+                    if data:  # an oversized event fails before a later comment is kept
+                        self._last_id = last_id
+                        self._count_data(data, out)
                     append(_new(Comment, (line[1:],)))
             else:
                 last_id = id_buf
