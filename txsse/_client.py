@@ -25,7 +25,6 @@ from twisted.internet.defer import (
 )
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.iweb import IPolicyForHTTPS
 
 from txsse._backoff import DEFAULT_JITTER, ReconnectDelay
 from txsse._event import Comment, Event
@@ -43,7 +42,7 @@ from txsse._request import (
     redirected,
 )
 from txsse._signals import SIGNALS, Observers, Opened, ReadyState, Reconnect, Signal
-from txsse._types import Agent, Clock, DelayedCall, Response
+from txsse._types import Agent, Clock, DelayedCall, Response, TLSPolicy
 from txsse._wire import BytesProducer, discard_body, make_agent
 from txsse.errors import (
     ConnectionFailed,
@@ -219,7 +218,7 @@ class EventSource(Service):
         queue_size: int | None = None,
         reactor: Any = None,
         agent: Agent | None = None,
-        tls: IPolicyForHTTPS | None = None,
+        tls: TLSPolicy | None = None,
         prepare: Prepare | None = None,
         max_redirects: int = DEFAULT_MAX_REDIRECTS,
         reset_backoff_after: float = 60.0,
