@@ -1,0 +1,1 @@
+"""Placeholder so the editable install works before the server branch is merged (untracked)."""
