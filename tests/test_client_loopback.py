@@ -232,7 +232,7 @@ async def test_fifty_forced_disconnects_exactly_once_in_order(server: StreamServ
         assert len(server.seen) >= 51
         with pytest.raises(NoContent):
             await source.next().addTimeout(TIMEOUT, reactor)  # type: ignore[arg-type]
-        assert source.queue.pending == []
+        assert len(source.queue.pending) == 0
     finally:
         await source.close()
 

@@ -9,8 +9,10 @@ hold exactly what must be cancelled when the source leaves them.
 from __future__ import annotations
 
 import inspect
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, cast
 
 from twisted.application.service import Service
@@ -60,11 +62,27 @@ Prepare = Callable[[RequestAttempt], "Awaitable[object] | object"]
 _log = Logger(namespace="txsse.client")
 
 
+class _Pending(deque[Event]):
+    """The queue's backlog: a deque, so taking from the front is O(1).
+
+    ``DeferredQueue`` calls ``pending.pop(0)``; a deque's ``pop`` takes no index.
+    """
+
+    def pop(self, index: int = -1) -> Event:
+        """Remove and return the first (``index=0``) or last event.
+
+        :param index: 0 or -1.
+        :returns: the event.
+        """
+        return self.popleft() if index == 0 else super().pop()
+
+
 class _EventQueue(DeferredQueue[Event]):
     """A ``DeferredQueue`` that tells its source whenever an event is taken."""
 
     def __init__(self, taken: Callable[[], None]) -> None:
         super().__init__()
+        self.pending: _Pending = _Pending()  # type: ignore[assignment]
         self._taken = taken
 
     def get(self) -> Deferred[Event]:
@@ -114,10 +132,11 @@ class _Open:
     opened_at: float = 0.0
     last_data: float = 0.0
     idle: DelayedCall | None = None
+    #: Relays a chunk's items to the source (a partial: this is the hot path).
+    items_received: Callable[[Sequence[Event | Comment]], None] = field(init=False)
 
-    def items_received(self, items: Sequence[Event | Comment]) -> None:
-        """Relay a chunk's items to the source."""
-        self.source._deliver(self, items)
+    def __post_init__(self) -> None:
+        self.items_received = partial(self.source._deliver, self)
 
     def retry_changed(self, milliseconds: int) -> None:
         """Relay a new ``retry:`` to the source."""
@@ -267,6 +286,8 @@ class EventSource(Service):
         self._tls = tls
         self._prepare = prepare
         self._queue = _EventQueue(self._taken)
+        # Whether next() must call _taken (paused for back-pressure, or draining).
+        self._watch_taken = False
         self._listeners = Observers(None, _log)
         self._signals = Observers(SIGNALS, _log)
         self._state: _State = _Idle()
@@ -329,12 +350,19 @@ class EventSource(Service):
             :class:`~txsse.errors.ConnectionFailed` that stopped the source.
             Cancelling it gives up the wait without losing an event.
         """
+        pending = self._queue.pending
+        if pending:
+            event = succeed(pending.popleft())
+            if self._watch_taken:
+                self._taken()
+            return event
         if self._queue_size == 0:
             return fail(ValueError("the queue is off (queue_size=0): use add_listener"))
         state = self._state
-        if isinstance(state, _Stopped) and not self._queue.pending:
+        if isinstance(state, _Stopped):
             return fail(state.error)
-        return self._queue.get()
+        # The queue is empty: wait (no need to tell _taken, nothing was taken).
+        return DeferredQueue.get(self._queue)
 
     def __aiter__(self) -> EventSource:
         """Iterate over the events with ``async for``; it ends when the source is closed."""
@@ -458,6 +486,7 @@ class EventSource(Service):
         self._fail_waiters(stopped)
         if drain is not None and self._queue.pending:
             stopped.drain = self._clock.callLater(drain, self._drop_queue, stopped)
+            self._watch_taken = True
             return self._when_drained(stopped)
         self._drop_queue(stopped)
         return succeed(None)
@@ -620,6 +649,27 @@ class EventSource(Service):
         state.last_data = self._clock.seconds()
         if not items:
             return
+        if self._listeners.by_name or "comment" in self._signals.by_name:
+            self._deliver_each(state, items)
+        elif self._queue_size != 0:
+            # Nobody but the queue: hand the whole chunk over at once.
+            queue = self._queue
+            waiting = queue.waiting
+            if waiting and len(items) == 1 and items[0].__class__ is Event:
+                waiting.pop(0).callback(items[0])
+                return
+            pending = queue.pending
+            pending.extend([item for item in items if item.__class__ is Event])
+            while waiting and pending and self._state is state:
+                waiting.pop(0).callback(pending.popleft())
+        size = self._queue_size
+        if size and len(self._queue.pending) >= size and self._state is state:
+            assert state.protocol is not None
+            state.protocol.pause()
+            self._watch_taken = True
+
+    def _deliver_each(self, state: _Open, items: Sequence[Event | Comment]) -> None:
+        """Deliver item by item: comments, then for each event its listeners, then the queue."""
         by_type = self._listeners.by_name
         put = self._queue.put if self._queue_size != 0 else None
         delivered: Event | None = None
@@ -638,10 +688,6 @@ class EventSource(Service):
             if put is not None:
                 put(event)
             delivered = event
-        size = self._queue_size
-        if size and len(self._queue.pending) >= size and self._state is state:
-            assert state.protocol is not None
-            state.protocol.pause()
 
     def _taken(self) -> None:
         """An event left the queue: resume reading, or finish draining."""
@@ -653,6 +699,7 @@ class EventSource(Service):
                 and protocol.paused
                 and len(self._queue.pending) <= self._resume_at
             ):
+                self._watch_taken = False
                 state.last_data = self._clock.seconds()
                 protocol.resume()
         elif isinstance(state, _Stopped) and state.drain is not None and not self._queue.pending:
@@ -754,7 +801,8 @@ class EventSource(Service):
         if state.drain is not None and state.drain.active():
             state.drain.cancel()
         state.drain = None
-        del self._queue.pending[:]
+        self._queue.pending.clear()
+        self._watch_taken = False
         waiters, self._queue.waiting = self._queue.waiting, []
         for waiter in waiters:
             waiter.errback(state.error)
