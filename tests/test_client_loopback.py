@@ -13,6 +13,7 @@ from twisted.internet.defer import Deferred
 from tests._sseserver import CutPlan, StreamServer
 from txsse import Event, EventSource, ReadyState
 from txsse.errors import (
+    ConnectTimeout,
     ContentTypeError,
     HTTPStatusError,
     IdleTimeout,
@@ -105,6 +106,18 @@ async def test_stall_hits_idle_timeout(server: StreamServer) -> None:
         assert [e.id for e in events] == ["1", "2"]
         assert isinstance(errors[0], IdleTimeout)
         assert server.seen[1].headers["last-event-id"] == "1"
+    finally:
+        await source.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_connect_timeout_on_a_real_socket(server: StreamServer) -> None:
+    """A server that never sends headers hits connect_timeout, and the source tries again."""
+    source = source_for(server.url("/hang"), connect_timeout=0.2)
+    try:
+        reconnect = await signal(source, "reconnect")
+        assert isinstance(reconnect.reason, ConnectTimeout)
+        await server.requests(2)
     finally:
         await source.close()
 

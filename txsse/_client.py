@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 from twisted.application.service import Service
 from twisted.internet.defer import (
@@ -533,7 +533,9 @@ class EventSource(Service):
         attempt = Deferred.fromCoroutine(self._request(state))
         state.deferred = attempt
         if self._connect_timeout is not None:
-            attempt.addTimeout(self._connect_timeout, cast(Any, self._clock))
+            attempt.addTimeout(
+                self._connect_timeout, cast(Any, self._clock), onTimeoutCancel=self._timed_out
+            )
         attempt.addCallbacks(
             self._responded, self._attempt_failed, callbackArgs=(state,), errbackArgs=(state,)
         )
@@ -581,16 +583,21 @@ class EventSource(Service):
                 )
             request = redirected(request, response.code, location)
 
+    def _timed_out(self, result: object, timeout: float) -> NoReturn:
+        """Fail a timed-out attempt with ConnectTimeout, whatever the agent made of the cancel.
+
+        :raises ConnectTimeout: always.
+        """
+        raise ConnectTimeout(f"{self._url}: no response headers within {timeout} seconds")
+
     def _attempt_failed(self, failure: Failure, state: _Connecting) -> None:
         """The attempt ended without a final response."""
         if self._state is not state:
             return
         error = cast(BaseException, failure.value)
         if isinstance(error, TimeoutError | CancelledError):
-            error = ConnectTimeout(
-                f"{self._url}: no response headers within {self._connect_timeout} seconds"
-            )
-        elif isinstance(error, ConnectionFailed):
+            error = ConnectTimeout(f"{self._url}: the attempt was cancelled ({error})")
+        if isinstance(error, ConnectionFailed):
             self._fail(error)
             return
         elif not isinstance(error, SSEError) and not state.in_hook:
