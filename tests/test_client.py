@@ -839,6 +839,16 @@ def test_start_after_close_keeps_last_event_id(harness: Harness) -> None:
     assert results(source.next()) == [Event("y", id="42")]
 
 
+def test_close_after_failure_ends_like_a_close(harness: Harness) -> None:
+    """Closing a failed source makes next() fail with StreamClosed; last_error keeps the cause."""
+    source = harness.started()
+    harness.agent.last.respond(404, {})
+    assert failed_with(results(source.next()), HTTPStatusError)
+    source.close()
+    assert failed_with(results(source.next()), StreamClosed)
+    assert isinstance(source.last_error, HTTPStatusError)
+
+
 def test_start_after_failure_restarts(harness: Harness) -> None:
     """A source that failed for good can be started again."""
     source = harness.started()

@@ -477,7 +477,7 @@ class EventSource(Service):
         """
         self.running = False
         state = self._state
-        if isinstance(state, _Stopped):
+        if isinstance(state, _Stopped) and isinstance(state.error, StreamClosed):
             return self._when_drained(state) if state.drain is not None else succeed(None)
         stopped = _Stopped(StreamClosed(f"the event source for {self._url} was closed"))
         self._leave(stopped)
