@@ -40,6 +40,7 @@ ENCODINGS = ("chunked", "plain")
 CLIENTS = (
     "twisted-bare",
     "txsse",
+    "txsse-listener",
     "httpx-sse",
     "httpx-sse-async",
     "sseclient-py",
@@ -169,6 +170,36 @@ def run_txsse(url: str, count: int, event: bytes) -> int:
     return _react(main)
 
 
+def run_txsse_listener(url: str, count: int, event: bytes) -> int:
+    """txsse's EventSource with a listener callback (queue off): the cheapest delivery."""
+    sys.path.insert(0, str(ROOT))
+    from twisted.internet import defer
+
+    from txsse import EventSource
+
+    async def main(reactor: object) -> int:
+        done: defer.Deferred[int] = defer.Deferred()
+        source = EventSource(
+            url, idle_timeout=None, reconnect_delay=60.0, max_reconnect_delay=60.0, queue_size=0
+        )
+        got = [0]
+
+        def listener(event: object) -> None:
+            got[0] += 1
+            if got[0] == count:
+                done.callback(count)
+
+        source.add_listener("message", listener)
+        source.add_listener("tick", listener)
+        _start()
+        source.startService()
+        await done
+        await source.close()
+        return got[0]
+
+    return _react(main)
+
+
 def run_httpx_sse(url: str, count: int, event: bytes) -> int:
     import httpx
     from httpx_sse import connect_sse
@@ -257,6 +288,7 @@ def run_aiohttp_sse_client(url: str, count: int, event: bytes) -> int:
 RUNNERS = {
     "twisted-bare": run_twisted_bare,
     "txsse": run_txsse,
+    "txsse-listener": run_txsse_listener,
     "httpx-sse": run_httpx_sse,
     "httpx-sse-async": run_httpx_sse_async,
     "sseclient-py": run_sseclient_py,
@@ -333,7 +365,7 @@ def split(profile: str) -> dict[str, float]:
     return {
         "http+reactor": max(total - received, 0.0) / total,
         "parser": parser / total,
-        "delivery": max(received - parser, 0.0) / total,
+        "delivery+consumer": max(received - parser, 0.0) / total,
     }
 
 
@@ -345,7 +377,7 @@ def report(workload: str, rates: dict[str, float]) -> None:
         share = f" ({rate / ceiling:.0%})" if ceiling and client != "twisted-bare" else ""
         cells.append(f"{rate / 1000:>10.1f}k{share:>7}")
     print(f"{workload:<10} " + " ".join(cells), flush=True)
-    peers = {c: r for c, r in rates.items() if c not in ("txsse", "twisted-bare")}
+    peers = {c: r for c, r in rates.items() if not c.startswith(("txsse", "twisted"))}
     mine = rates.get("txsse")
     if not peers or not mine or not ceiling:
         return

@@ -95,6 +95,13 @@ class _EventQueue(DeferredQueue[Event]):
         return result
 
 
+def _end_iteration(failure: Failure) -> NoReturn:
+    """Turn ``StreamClosed`` into ``StopAsyncIteration``; other failures pass."""
+    if isinstance(failure.value, StreamClosed):
+        raise StopAsyncIteration
+    failure.raiseException()
+
+
 @dataclass
 class _Idle:
     """Never started: nothing to cancel."""
@@ -368,17 +375,14 @@ class EventSource(Service):
         """Iterate over the events with ``async for``; it ends when the source is closed."""
         return self
 
-    async def __anext__(self) -> Event:
-        """The next event for ``async for``.
+    def __anext__(self) -> Deferred[Event]:
+        """The next event for ``async for`` (a Deferred: no coroutine per event).
 
-        :returns: the event.
-        :raises StopAsyncIteration: once the source is closed.
-        :raises ConnectionFailed: when the source failed for good.
+        :returns: a Deferred that fires with the event, or fails with
+            ``StopAsyncIteration`` once the source is closed, or with the
+            :class:`~txsse.errors.ConnectionFailed` that stopped the source.
         """
-        try:
-            return await self.next()
-        except StreamClosed:
-            raise StopAsyncIteration from None
+        return self.next().addErrback(_end_iteration)
 
     def add_listener(self, event_type: str, callback: Callable[[Event], object]) -> None:
         """Call ``callback(event)`` for every event of type ``event_type``.
