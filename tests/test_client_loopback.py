@@ -9,6 +9,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 
 from tests._sseserver import CutPlan, StreamServer
 from txsse import Event, EventSource, ReadyState
@@ -252,16 +253,19 @@ async def test_fifty_forced_disconnects_exactly_once_in_order(server: StreamServ
 
 @pytest_twisted.ensureDeferred
 async def test_back_pressure_on_a_real_socket(server: StreamServer) -> None:
-    """With queue_size the transport is paused, the queue stays bounded and nothing is lost."""
-    source = source_for(server.url("/events/2000"), queue_size=10)
+    """With queue_size the socket is paused: the queue never holds more than N plus one read."""
+    total = 20000
+    source = source_for(server.url(f"/events/{total}"), queue_size=10)
     try:
         await source.when_open()
         peak = 0
         events = []
-        for _ in range(2000):
+        for _ in range(total):
             events.append(await source.next().addTimeout(TIMEOUT, reactor))  # type: ignore[arg-type]
             peak = max(peak, len(source.queue.pending))
-        assert [e.id for e in events] == [str(n) for n in range(1, 2001)]
-        assert peak < 2000
+            await deferLater(reactor, 0)  # type: ignore[arg-type]  # a slow consumer
+        assert [e.id for e in events] == [str(n) for n in range(1, total + 1)]
+        one_read = 65536 // len(b"id: 1\ndata: event 1\n\n")  # events in one 64 KiB read
+        assert peak <= 10 + one_read < total // 5
     finally:
         await source.close()
