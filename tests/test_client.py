@@ -665,6 +665,12 @@ def test_signals_state_open_comment_error(harness: Harness) -> None:
         source.on("bogus", print)  # type: ignore[arg-type]
 
 
+def test_repr_names_url_and_state(harness: Harness) -> None:
+    """The repr shows the URL and the ready state."""
+    source = harness.started()
+    assert repr(source) == f"<EventSource {URL} CONNECTING>"
+
+
 def test_when_open(harness: Harness) -> None:
     """when_open() fires once the stream opens, at once if it already is."""
     source = harness.started()

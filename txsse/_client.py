@@ -54,6 +54,7 @@ from txsse.errors import (
     RedirectError,
     SSEError,
     StreamClosed,
+    StreamEnded,
 )
 
 #: A per-attempt hook: may change the request in place, and may return an awaitable.
@@ -305,6 +306,9 @@ class EventSource(Service):
         self._open_waiters: list[Deferred[Opened]] = []
         #: The last error reported (network, timeout, status...), or ``None``.
         self.last_error: BaseException | None = None
+
+    def __repr__(self) -> str:
+        return f"<EventSource {self._url} {self._ready.name}>"
 
     # Public properties
 
@@ -796,7 +800,10 @@ class EventSource(Service):
     def _report(self, error: BaseException) -> None:
         """Record, log and signal an error."""
         self.last_error = error
-        _log.warn("Event stream {url}: {error}", url=self._url, error=error)
+        if isinstance(error, StreamEnded):
+            _log.info("Event stream {url}: {error}", url=self._url, error=error)
+        else:
+            _log.warn("Event stream {url}: {error}", url=self._url, error=error)
         self._signals.emit("error", error)
 
     def _when_drained(self, state: _Stopped) -> Deferred[None]:
