@@ -370,6 +370,31 @@ def test_custom_policy(harness: Harness) -> None:
     assert calls == [(404, URL), (200, URL)]
 
 
+def test_policy_that_raises_fails_the_source(harness: Harness, logged_errors: list[Any]) -> None:
+    """A policy bug is logged and fails the source instead of leaving it hanging."""
+
+    def broken(status: int, headers: Any, url: str, now: float) -> Decision:
+        raise KeyError("oops")
+
+    source = harness.started(policy=broken)
+    harness.agent.last.respond()
+    assert source.ready_state == ReadyState.CLOSED
+    assert isinstance(source.last_error, ConnectionFailed)
+    assert len(logged_errors) == 1
+    logged_errors.clear()
+
+
+def test_body_factory_failure_is_reported_as_is(harness: Harness) -> None:
+    """An exception from the body factory is reported unwrapped and retried."""
+
+    def body() -> bytes:
+        raise RuntimeError("cannot build the body")
+
+    source = harness.started(method="POST", body=body)
+    assert isinstance(source.last_error, RuntimeError)
+    assert source.ready_state == ReadyState.CONNECTING
+
+
 # Reconnection delay
 
 

@@ -31,7 +31,7 @@ from twisted.python.failure import Failure
 from txsse._backoff import DEFAULT_JITTER, ReconnectDelay
 from txsse._event import Comment, Event
 from txsse._parser import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_LENGTH, EventStreamParser
-from txsse._policy import StatusPolicy, header, resolve_policy
+from txsse._policy import Decision, StatusPolicy, header, resolve_policy
 from txsse._protocol import EventStreamProtocol
 from txsse._request import (
     DEFAULT_MAX_REDIRECTS,
@@ -550,17 +550,17 @@ class EventSource(Service):
 
     async def _request(self, state: _Connecting) -> tuple[Response, RequestAttempt]:
         """Send the request, following redirects, until a final response."""
+        state.in_hook = True  # the body factory and the prepare hook are the caller's code
         request = build_attempt(
             self._url, self._method, self._headers, self._body, self.last_event_id, state.attempt
         )
         if self._prepare is not None:
-            state.in_hook = True
             result = self._prepare(request)
             if isinstance(result, Deferred):
                 await result
             elif inspect.isawaitable(result):
                 await ensureDeferred(cast(Any, result))
-            state.in_hook = False
+        state.in_hook = False
         agent = self._agent
         if agent is None:
             agent = self._agent = make_agent(self._reactor, self._tls)
@@ -618,7 +618,15 @@ class EventSource(Service):
         if self._state is not state:
             discard_body(response)
             return
-        decision = self._policy(response.code, response.headers, request.url, self._clock.seconds())
+        try:
+            decision = self._policy(
+                response.code, response.headers, request.url, self._clock.seconds()
+            )
+        except Exception as bug:
+            _log.failure("the status policy {policy!r} raised", policy=self._policy)
+            decision = Decision(
+                "fail", ConnectionFailed(f"{request.url}: the status policy raised {bug!r}")
+            )
         if decision.action != "open":
             discard_body(response)
             error = decision.error or ConnectionFailed(
