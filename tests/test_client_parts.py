@@ -104,3 +104,15 @@ def test_trust_certificate_rejects_garbage() -> None:
     """A PEM that does not load raises ValueError."""
     with pytest.raises(ValueError):
         trust_certificate(b"-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n")
+
+
+def test_default_agent_never_pools_connections() -> None:
+    """The default agent uses a non-persistent pool and browser-like TLS verification."""
+    from twisted.internet import reactor
+    from twisted.web.client import BrowserLikePolicyForHTTPS
+
+    from txsse._wire import make_agent
+
+    agent = make_agent(reactor)
+    assert agent._pool.persistent is False
+    assert isinstance(agent._endpointFactory._policyForHTTPS, BrowserLikePolicyForHTTPS)
