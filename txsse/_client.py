@@ -773,7 +773,10 @@ class EventSource(Service):
             self._failures = 0
         delay = self._delay.delay(self._failures, at_least=at_least)
         self._failures += 1
-        self._leave(_Waiting(self._clock.callLater(delay, self._connect)))
+        waiting = _Waiting(self._clock.callLater(delay, self._connect))
+        self._leave(waiting)
+        # As a browser: readyState is CONNECTING by the time the error is announced.
+        self._set_ready(ReadyState.CONNECTING)
         self._report(error)
         reconnect = Reconnect(self._failures, delay, error)
         _log.info(
@@ -783,16 +786,16 @@ class EventSource(Service):
             attempt=reconnect.attempt,
             reason=error,
         )
-        self._set_ready(ReadyState.CONNECTING)
-        self._signals.emit("reconnect", reconnect)
+        if self._state is waiting:
+            self._signals.emit("reconnect", reconnect)
 
     def _fail(self, error: SSEError) -> None:
         """Fail the connection for good: CLOSED, no reconnection."""
         stopped = _Stopped(error)
         self._leave(stopped)
         self.running = False
-        self._report(error)
         self._set_ready(ReadyState.CLOSED)
+        self._report(error)
         self._fail_waiters(stopped)
 
     def _fail_waiters(self, state: _Stopped) -> None:
