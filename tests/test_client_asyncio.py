@@ -54,3 +54,31 @@ def test_works_under_asyncio_reactor() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "AsyncioSelectorReactor ['event 1', 'event 2', 'event 3']"
+
+
+LATE_REACTOR = textwrap.dedent(
+    """
+    import sys
+    from txsse import EventSource
+    source = EventSource("http://127.0.0.1:9/events")
+    assert "twisted.internet.reactor" not in sys.modules
+    from twisted.internet import asyncioreactor
+    asyncioreactor.install()
+    print("installed after construction")
+    """
+)
+
+
+@pytest.mark.slow
+def test_constructing_a_source_installs_no_reactor() -> None:
+    """An application may build its sources first and pick its reactor afterwards."""
+    done = subprocess.run(
+        [sys.executable, "-c", LATE_REACTOR],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "installed after construction"

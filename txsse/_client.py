@@ -96,6 +96,27 @@ class _EventQueue(DeferredQueue[Event]):
         return result
 
 
+def _global_reactor() -> Any:
+    """The global reactor (installing the default one if none is yet)."""
+    from twisted.internet import reactor
+
+    return reactor
+
+
+class _GlobalClock:
+    """The global reactor's clock, looked up on use (before the source starts)."""
+
+    def seconds(self) -> float:
+        """The reactor's current time."""
+        return float(_global_reactor().seconds())
+
+    def callLater(
+        self, delay: float, callable: Callable[..., Any], *args: object, **kw: object
+    ) -> DelayedCall:
+        """Schedule a call on the global reactor."""
+        return cast(DelayedCall, _global_reactor().callLater(delay, callable, *args, **kw))
+
+
 def _end_iteration(failure: Failure) -> NoReturn:
     """Turn ``StreamClosed`` into ``StopAsyncIteration``; other failures pass."""
     if isinstance(failure.value, StreamClosed):
@@ -284,12 +305,10 @@ class EventSource(Service):
         self._reset_backoff_after = reset_backoff_after
         self._max_line_length = max_line_length
         self._max_event_size = max_event_size
-        if reactor is None:
-            from twisted.internet import reactor as global_reactor
-
-            reactor = global_reactor
+        # The global reactor is looked up when the source starts, not now: constructing a
+        # source must not install the default reactor before the application picks one.
         self._reactor: Any = reactor
-        self._clock: Clock = reactor
+        self._clock: Clock = reactor if reactor is not None else _GlobalClock()
         self._agent = agent
         self._tls = tls
         self._prepare = prepare
@@ -460,6 +479,8 @@ class EventSource(Service):
 
     def startService(self) -> None:
         """Start the stream (again, after :meth:`close`, keeping the last event ID)."""
+        if self._reactor is None:
+            self._reactor = self._clock = _global_reactor()
         self.running = True
         state = self._state
         if isinstance(state, _Idle | _Stopped):
