@@ -9,7 +9,6 @@ hold exactly what must be cancelled when the source leaves them.
 from __future__ import annotations
 
 import inspect
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -33,6 +32,7 @@ from txsse._event import Comment, Event
 from txsse._parser import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_LENGTH, EventStreamParser
 from txsse._policy import Decision, StatusPolicy, header, resolve_policy
 from txsse._protocol import EventStreamProtocol
+from txsse._queue import EventQueue, end_iteration
 from txsse._request import (
     DEFAULT_MAX_REDIRECTS,
     REDIRECT_STATUSES,
@@ -45,7 +45,7 @@ from txsse._request import (
 )
 from txsse._signals import SIGNALS, Observers, Opened, ReadyState, Reconnect, Signal
 from txsse._types import Agent, Clock, DelayedCall, Response, TLSPolicy
-from txsse._wire import BytesProducer, discard_body, make_agent
+from txsse._wire import BytesProducer, GlobalClock, discard_body, global_reactor, make_agent
 from txsse.errors import (
     ConnectionFailed,
     ConnectTimeout,
@@ -61,67 +61,6 @@ from txsse.errors import (
 Prepare = Callable[[RequestAttempt], "Awaitable[object] | object"]
 
 _log = Logger(namespace="txsse.client")
-
-
-class _Pending(deque[Event]):
-    """The queue's backlog: a deque, so taking from the front is O(1).
-
-    ``DeferredQueue`` calls ``pending.pop(0)``; a deque's ``pop`` takes no index.
-    """
-
-    def pop(self, index: int = -1) -> Event:
-        """Remove and return the first (``index=0``) or last event.
-
-        :param index: 0 or -1.
-        :returns: the event.
-        """
-        return self.popleft() if index == 0 else super().pop()
-
-
-class _EventQueue(DeferredQueue[Event]):
-    """A ``DeferredQueue`` that tells its source whenever an event is taken."""
-
-    def __init__(self, taken: Callable[[], None]) -> None:
-        super().__init__()
-        self.pending: _Pending = _Pending()  # type: ignore[assignment]
-        self._taken = taken
-
-    def get(self) -> Deferred[Event]:
-        """Take the next event, as :meth:`DeferredQueue.get`.
-
-        :returns: a Deferred that fires with the next event.
-        """
-        result = super().get()
-        self._taken()
-        return result
-
-
-def _global_reactor() -> Any:
-    """The global reactor (installing the default one if none is yet)."""
-    from twisted.internet import reactor
-
-    return reactor
-
-
-class _GlobalClock:
-    """The global reactor's clock, looked up on use (before the source starts)."""
-
-    def seconds(self) -> float:
-        """The reactor's current time."""
-        return float(_global_reactor().seconds())
-
-    def callLater(
-        self, delay: float, callable: Callable[..., Any], *args: object, **kw: object
-    ) -> DelayedCall:
-        """Schedule a call on the global reactor."""
-        return cast(DelayedCall, _global_reactor().callLater(delay, callable, *args, **kw))
-
-
-def _end_iteration(failure: Failure) -> NoReturn:
-    """Turn ``StreamClosed`` into ``StopAsyncIteration``; other failures pass."""
-    if isinstance(failure.value, StreamClosed):
-        raise StopAsyncIteration
-    failure.raiseException()
 
 
 @dataclass
@@ -308,11 +247,11 @@ class EventSource(Service):
         # The global reactor is looked up when the source starts, not now: constructing a
         # source must not install the default reactor before the application picks one.
         self._reactor: Any = reactor
-        self._clock: Clock = reactor if reactor is not None else _GlobalClock()
+        self._clock: Clock = reactor if reactor is not None else GlobalClock()
         self._agent = agent
         self._tls = tls
         self._prepare = prepare
-        self._queue = _EventQueue(self._taken)
+        self._queue = EventQueue(self._taken)
         # Whether next() must call _taken (paused for back-pressure, or draining).
         self._watch_taken = False
         self._listeners = Observers(None, _log)
@@ -405,7 +344,7 @@ class EventSource(Service):
             ``StopAsyncIteration`` once the source is closed, or with the
             :class:`~txsse.errors.ConnectionFailed` that stopped the source.
         """
-        return self.next().addErrback(_end_iteration)
+        return self.next().addErrback(end_iteration)
 
     def add_listener(self, event_type: str, callback: Callable[[Event], object]) -> None:
         """Call ``callback(event)`` for every event of type ``event_type``.
@@ -480,7 +419,7 @@ class EventSource(Service):
     def startService(self) -> None:
         """Start the stream (again, after :meth:`close`, keeping the last event ID)."""
         if self._reactor is None:
-            self._reactor = self._clock = _global_reactor()
+            self._reactor = self._clock = global_reactor()
         self.running = True
         state = self._state
         if isinstance(state, _Idle | _Stopped):
