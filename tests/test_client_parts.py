@@ -66,8 +66,13 @@ def test_redirect_to_other_scheme_rejected() -> None:
 
 
 def test_mime_essence() -> None:
-    """Parameters and case are ignored."""
+    """Parameters and case are ignored; a longer type is another type."""
     assert mime_essence("Text/Event-Stream ; charset=UTF-8") == "text/event-stream"
+    assert mime_essence("text/event-stream;") == "text/event-stream"
+    assert mime_essence("text/event-stream-foo") != "text/event-stream"
+    stream = headers(content_type="text/event-stream;charset=bogus")
+    assert resilient_policy(200, stream, "u", 0).action == "open"
+    assert strict_policy(200, headers(content_type="text/event-streams"), "u", 0).action == "fail"
 
 
 def test_retry_after_parsing() -> None:
