@@ -121,3 +121,24 @@ def test_default_agent_never_pools_connections() -> None:
     agent = make_agent(reactor)
     assert agent._pool.persistent is False
     assert isinstance(agent._endpointFactory._policyForHTTPS, BrowserLikePolicyForHTTPS)
+
+
+def test_client_public_names() -> None:
+    """The client's public names are exported from the package root."""
+    import txsse
+
+    for name in (
+        "Decision",
+        "EventSource",
+        "EventStreamProtocol",
+        "Opened",
+        "ReadyState",
+        "Reconnect",
+        "RequestAttempt",
+        "StatusPolicy",
+        "pin_certificate",
+        "resilient_policy",
+        "strict_policy",
+        "trust_certificate",
+    ):
+        assert name in txsse.__all__, name
