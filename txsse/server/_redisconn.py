@@ -103,6 +103,7 @@ class _ProtocolFactory(Factory):
     """Builds txredisapi protocols and takes the calls they make on their factory."""
 
     _log = Logger()
+    noisy = False
 
     def __init__(self, conn: RedisConnection) -> None:
         self._conn = conn
