@@ -307,6 +307,7 @@ class RedisStreamChannel:
             self._end_all()
             self._cursor = top
             self._position = _parse_id(top)
+            self._stop_if_idle()
 
     def _format(self, entries: list[Any]) -> tuple[list[_StreamId], list[bytes]]:
         """Encode stream entries ``[id, [field, value, ...]]`` as event bytes."""
