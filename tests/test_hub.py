@@ -300,6 +300,7 @@ def test_options_defaults_and_token_file(tmp_path: Path) -> None:
         (("--publish-token", "x", "--cors-origin", "example.com"), "give an origin"),
         (("--publish-token", "x", "--history", "0"), "positive"),
         (("--publish-token", "x", "--keepalive", "-1"), "seconds"),
+        (("--publish-token", "x", "--relay-lease", "0"), "relay-lease"),
     ],
 )
 def test_options_refuse_bad_command_lines(args: tuple[str, ...], message: str) -> None:
@@ -335,24 +336,26 @@ async def test_relay_retries_publishing_while_the_channel_is_down(
 ) -> None:
     """Publish failures (Redis down) are retried; every upstream event arrives once, in order."""
     channel, _resource, url = upstream
-    published: list[tuple[str, str, str | None]] = []
+    published: list[tuple[str, str | None, str]] = []
     failures = [2]
 
-    def flaky(topic: str, data: str, event: str | None) -> Any:
+    def flaky(data: str, event: str | None, upstream_id: str) -> Any:
         if failures[0]:
             failures[0] -= 1
             return fail(ChannelUnavailable("down"))
-        published.append((topic, data, event))
+        published.append((data, event, upstream_id))
         return "id"
 
     relay = UpstreamRelay("t", url, flaky, reconnect_delay=0.05)
     relay.startService()
     try:
         await relay.source.when_open()
-        for i in range(5):
-            channel.publish(f"e{i}", event=None if i % 2 else "kind")
+        ids = [channel.publish(f"e{i}", event=None if i % 2 else "kind") for i in range(5)]
         await until(lambda: len(published) == 5, what="every event to be relayed")
-        assert published == [("t", f"e{i}", None if i % 2 else "kind") for i in range(5)]
+        assert [(d, e) for d, e, _ in published] == [
+            (f"e{i}", None if i % 2 else "kind") for i in range(5)
+        ]
+        assert [u for _, _, u in published] == ids  # the upstream ids, for resuming
         assert relay.relayed == 5
     finally:
         await relay.stopService()

@@ -150,3 +150,44 @@ async def test_upstream_relay_survives_upstream_drops_without_gap(
         await local.close()
     finally:
         await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_one_process_relays_and_another_takes_over_without_gap_or_duplicate(
+    redis_server: RedisServer,  # noqa: F811
+    hubs: Callable[..., object],
+) -> None:
+    """Two hubs with the same --upstream: one relays; kill it, the other resumes exactly."""
+    channel = MemoryChannel(100)
+    upstream = EventStreamResource(channel, keepalive=None, retry=0.05)
+    port = reactor.listenTCP(0, Site(upstream), interface="127.0.0.1")  # type: ignore[attr-defined]
+    url = f"http://127.0.0.1:{port.getHost().port}/"
+    args = ("--redis", redis_server.url, "--upstream", f"relayed={url}", "--relay-lease", "1")
+    try:
+        a: HubProcess = await hubs(*args)  # type: ignore[misc]
+        b: HubProcess = await hubs(*args)  # type: ignore[misc]
+        await until(lambda: upstream.stream_count == 1, what="one relay to connect upstream")
+        streams = {hub: await Stream(f"{hub.base}/topics/relayed").open() for hub in (a, b)}
+        sent = [f"e{i}" for i in range(5)]
+        for data in sent:
+            channel.publish(data)
+        await until(lambda: all(len(s.events) == 5 for s in streams.values()))
+        assert all(s.data == sent for s in streams.values())
+        assert upstream.stream_count == 1  # the other process does not relay
+
+        reply = redis_server.command("GET", "txsse:topic:relayed:relay")
+        pid = int(reply.split(b"\r\n")[1].rsplit(b":", 2)[1])
+        leader, survivor = (a, b) if a.process and a.process.pid == pid else (b, a)
+        leader.kill()
+        for i in range(5, 10):  # published while nobody relays
+            sent.append(f"e{i}")
+            channel.publish(sent[-1])
+        stream = streams[survivor]
+        await until(lambda: len(stream.events) >= 10, timeout=20, what="the take-over")
+        channel.publish("last")
+        sent.append("last")
+        await until(lambda: "last" in stream.data, what="the new relay to go on")
+        assert stream.data == sent
+        await stream.close()
+    finally:
+        await port.stopListening()

@@ -39,9 +39,11 @@ class Recorder:
     def __init__(self) -> None:
         self.parser = EventStreamParser()
         self.events: list[Any] = []
+        self.raw = b""
         self.ended = False
 
     def send(self, chunk: bytes) -> None:
+        self.raw += chunk
         self.events.extend(self.parser.feed(chunk))
 
     def end(self) -> None:
@@ -245,3 +247,46 @@ def test_redis_names_are_exported_lazily() -> None:
     assert result.stdout.strip() == b"False", result.stderr
     with pytest.raises(AttributeError):
         txsse.server.NoSuchName  # noqa: B018
+
+
+@pytest_twisted.ensureDeferred
+async def test_fields_are_stored_with_the_entry_but_not_sent(conn: RedisConnection) -> None:
+    """Extra fields go into the entry (newest_fields reads them), never to subscribers."""
+    channel = RedisStreamChannel(conn, "t:fields")
+    assert await channel.newest_fields() is None
+    sub = await subscribe(channel)
+    await channel.publish("x", "kind", fields={"upstream-id": "u7"})
+    assert await channel.newest_fields() == {"data": "x", "event": "kind", "upstream-id": "u7"}
+    await until(lambda: len(sub.events) == 1)
+    assert sub.events[0].data == "x" and b"u7" not in sub.raw
+    with pytest.raises(ValueError, match="reserved"):
+        await channel.publish("y", fields={"data": "z"})
+    await channel.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_lease_has_one_holder_expires_and_is_released(conn: RedisConnection) -> None:
+    """One holder at a time; renewal keeps it; release or expiry lets another take it."""
+    from txsse.server._redislease import RedisLease
+
+    first = RedisLease(conn, "t:lease", ttl=0.3, holder="first")
+    second = RedisLease(conn, "t:lease", ttl=0.3, holder="second")
+    assert await first.acquire() is True
+    assert await second.acquire() is False
+    assert await first.acquire() is True  # renewal
+    assert await second.release() is False  # not its lease
+    assert await first.release() is True
+    assert await second.acquire() is True
+    # second does not renew: its lease expires and first can take it
+    expired: list[bool] = []
+
+    async def taken() -> bool:
+        expired.append(await first.acquire())
+        return expired[-1]
+
+    deadline = time.monotonic() + 5
+    while not await taken():
+        assert time.monotonic() < deadline, "the lease never expired"
+        await deferLater(reactor, 0.05, lambda: None)
+    with pytest.raises(ValueError):
+        RedisLease(conn, "k", ttl=0)
