@@ -30,6 +30,28 @@ async def until(condition: Callable[[], Any], timeout: float = 10.0, what: str =
         await deferLater(reactor, 0.01, lambda: None)
 
 
+async def wait_healthy(
+    base: str,
+    timeout: float = 20.0,
+    check: Callable[[], None] = lambda: None,
+    log: Callable[[], str] = lambda: "",
+) -> None:
+    """Poll ``base/health`` until it answers 200; ``check()`` may fail the test early."""
+    deadline = time.monotonic() + timeout
+    while True:
+        check()
+        try:
+            response = await treq.get(f"{base}/health", persistent=False)
+            await response.content()
+            if response.code == 200:
+                return
+        except Exception:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"the hub at {base} did not start within {timeout} s:\n{log()}")
+        await deferLater(reactor, 0.05, lambda: None)
+
+
 class _Body(Protocol):
     def __init__(self, stream: Stream) -> None:
         self.stream = stream
@@ -117,19 +139,14 @@ class HubProcess:
                  "--publish-token-file", str(self.token_file), *self.args],
                 stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
-        deadline = time.monotonic() + 20
-        while True:
-            if self.process.poll() is not None:
-                pytest.fail(f"sse-hub exited with {self.process.returncode}:\n{self.log_text()}")
-            try:
-                response = await treq.get(f"{self.base}/health", persistent=False)
-                await response.content()
-                if response.code == 200:
-                    return self
-            except Exception:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"sse-hub did not start:\n{self.log_text()}")
-            await deferLater(reactor, 0.05, lambda: None)
+        process = self.process
+
+        def exited() -> None:
+            if process.poll() is not None:
+                pytest.fail(f"sse-hub exited with {process.returncode}:\n{self.log_text()}")
+
+        await wait_healthy(self.base, check=exited, log=self.log_text)
+        return self
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
