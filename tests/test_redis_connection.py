@@ -118,3 +118,20 @@ def test_stop_fails_waiters_and_leaves_no_timer() -> None:
     after: list[Failure] = []
     conn.when_connected().addErrback(after.append)
     assert after and after[0].check(ChannelUnavailable)
+
+
+def test_a_silent_server_times_out_through_the_injected_clock() -> None:
+    """No reply within reply_timeout: the command fails as unavailable and the link is dropped."""
+    clock = Clock()
+    conn, endpoint = make(clock)
+    conn.startService()
+    _protocol, transport = endpoint.succeed()
+    failures: list[Failure] = []
+    conn.execute("PING").addErrback(failures.append)
+    clock.advance(1.9)
+    assert failures == []
+    clock.advance(0.2)
+    assert failures and failures[0].check(ChannelUnavailable)
+    assert "2.0 seconds" in failures[0].getErrorMessage()
+    assert transport.disconnecting or getattr(transport, "aborted", False)
+    conn.stopService()
