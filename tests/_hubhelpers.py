@@ -5,20 +5,45 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_twisted
 import treq
+from _redisserver import stop_process
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.web.client import HTTPConnectionPool
+from twisted.web.server import Site
 
 from txsse import Event, EventStreamParser
+from txsse.server import EventStreamResource, MemoryChannel
+
+
+class Upstream:
+    """A loopback upstream event stream: a memory channel served with retry: 50 ms."""
+
+    def __init__(self) -> None:
+        self.channel = MemoryChannel(100)
+        self.resource = EventStreamResource(self.channel, keepalive=None, retry=0.05)
+        self.port: Any = reactor.listenTCP(  # type: ignore[attr-defined]
+            0, Site(self.resource), interface="127.0.0.1"
+        )
+        self.url = f"http://127.0.0.1:{self.port.getHost().port}/"
+
+
+@pytest_twisted.async_yield_fixture
+async def upstream() -> AsyncIterator[Upstream]:
+    """An :class:`Upstream`, closed after the test."""
+    server = Upstream()
+    yield server
+    server.resource.close()
+    await server.port.stopListening()
 
 
 async def until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "") -> None:
@@ -159,9 +184,4 @@ class HubProcess:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it does not exit within 10 s."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.process)

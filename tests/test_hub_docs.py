@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 from _hubhelpers import Stream, publish, until, wait_healthy
-from _redisserver import free_port, redis_server  # noqa: F401 (ensures redis-server exists)
+from _redisserver import free_port
 
 DOC = Path(__file__).parent.parent / "docs" / "hub.md"
 
@@ -29,7 +29,7 @@ def example_commands() -> tuple[list[str], list[str], str]:
 
 @pytest.mark.slow
 @pytest_twisted.ensureDeferred
-async def test_two_process_example_runs(tmp_path: Path, redis_server: object) -> None:  # noqa: F811
+async def test_two_process_example_runs(tmp_path: Path, redis_server: object) -> None:
     """The documented commands start two hubs; an event published on B reaches A."""
     setup, cleanup, text = example_commands()
     assert "curl -sN http://127.0.0.1:8081/topics/news" in text

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import pytest_twisted
-from _redisserver import RedisServer, redis_server  # noqa: F401 (fixture)
+from _hubhelpers import until
+from _redisserver import RedisServer
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
@@ -21,15 +22,6 @@ from txsse.server._redis import RedisStreamChannel
 from txsse.server._redisconn import RedisConnection, parse_redis_url
 
 pytestmark = pytest.mark.slow
-
-
-async def until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "") -> None:
-    """Let the reactor run until ``condition()`` is true; fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what or condition}")
-        await deferLater(reactor, 0.01, lambda: None)
 
 
 @implementer(ISubscriber)
@@ -59,7 +51,7 @@ class Recorder:
 
 
 @pytest_twisted.async_yield_fixture
-async def conn(redis_server: RedisServer) -> AsyncIterator[RedisConnection]:  # noqa: F811
+async def conn(redis_server: RedisServer) -> AsyncIterator[RedisConnection]:
     """A started connection to the test's redis-server."""
     connection = RedisConnection(redis_server.url, reply_timeout=5.0)
     connection.startService()
@@ -209,7 +201,7 @@ async def test_bad_events_fail_with_value_error(conn: RedisConnection) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_publish_fails_fast_while_redis_is_down_and_recovers(
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
     conn: RedisConnection,
 ) -> None:
     """Redis down: publish fails at once with ChannelUnavailable; the live stream survives."""
