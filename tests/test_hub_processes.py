@@ -143,16 +143,19 @@ async def test_upstream_relay_survives_upstream_drops_without_gap(
     await local.close()
 
 
+@pytest.mark.parametrize(("end", "lease"), [("kill", "1"), ("stop", "60")])
 @pytest_twisted.ensureDeferred
 async def test_one_process_relays_and_another_takes_over_without_gap_or_duplicate(
     redis_server: RedisServer,
     hubs: Callable[..., object],
     upstream: Upstream,
+    end: str,
+    lease: str,
 ) -> None:
-    """Two hubs with the same --upstream: one relays; kill it, the other resumes exactly."""
+    """One of two hubs relays; killed (lease expires) or stopped (released), the other resumes."""
     channel, resource = upstream.channel, upstream.resource
     args = ("--redis", redis_server.url, "--upstream", f"relayed={upstream.url}",
-            "--relay-lease", "1")  # fmt: skip
+            "--relay-lease", lease)  # fmt: skip
     a: HubProcess = await hubs(*args)  # type: ignore[misc]
     b: HubProcess = await hubs(*args)  # type: ignore[misc]
     await until(lambda: resource.stream_count == 1, what="one relay to connect upstream")
@@ -167,7 +170,7 @@ async def test_one_process_relays_and_another_takes_over_without_gap_or_duplicat
     reply = redis_server.command("GET", "txsse:topic:relayed:relay")
     pid = int(reply.split(b"\r\n")[1].rsplit(b":", 2)[1])
     leader, survivor = (a, b) if a.process and a.process.pid == pid else (b, a)
-    leader.kill()
+    leader.kill() if end == "kill" else leader.stop()
     for i in range(5, 10):  # published while nobody relays
         sent.append(f"e{i}")
         channel.publish(sent[-1])

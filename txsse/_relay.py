@@ -105,7 +105,8 @@ class UpstreamRelay(Service):
             return
         self._renewal = LoopingCall(self._renew)
         self._renewal.clock = self._reactor
-        self._renewal.start(self._lease.ttl / 3, now=True).addErrback(
+        # At least every second, so that a released lease is taken over at once.
+        self._renewal.start(min(self._lease.ttl / 3, 1.0), now=True).addErrback(
             lambda f: self._log.failure("lease renewal for {topic} stopped", f, topic=self.topic)
         )
 
