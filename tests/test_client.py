@@ -123,6 +123,8 @@ def test_invalid_arguments_raise() -> None:
         Harness().source(URL, queue_size=-1)
     with pytest.raises(ValueError):
         Harness().source(URL, idle_timeout=0)
+    with pytest.raises(ValueError):
+        Harness().source(URL, connect_timeout=float("nan"))
     with pytest.raises(TypeError):
         Harness().source(URL, body="text")  # type: ignore[arg-type]
 

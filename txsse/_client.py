@@ -9,6 +9,7 @@ hold exactly what must be cancelled when the source leaves them.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -226,8 +227,10 @@ class EventSource(Service):
             raise ValueError("last_event_id cannot contain NUL, CR or LF")
         self._last_event_id = last_event_id
         for name, value in (("connect_timeout", connect_timeout), ("idle_timeout", idle_timeout)):
-            if value is not None and value <= 0:
-                raise ValueError(f"{name} must be positive or None, not {value!r}")
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise ValueError(
+                    f"{name} must be a positive number of seconds or None, not {value!r}"
+                )
         self._connect_timeout = connect_timeout
         self._idle_timeout = idle_timeout
         self._delay = ReconnectDelay(
