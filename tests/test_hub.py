@@ -217,6 +217,7 @@ async def test_topic_limit(serve: Any) -> None:
     assert (await publish(hub.base, "one", "x")).code == 200
     response = await publish(hub.base, "two", "x")
     assert response.code == 404 and "--max-topics" in await text(response)
+    assert (await get(f"{hub.base}/topics/three")).code == 404
 
 
 @implementer(IEventChannel)
