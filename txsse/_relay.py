@@ -111,13 +111,18 @@ class UpstreamRelay(Service):
         )
 
     def _renew(self) -> Deferred[None]:
-        return Deferred.fromCoroutine(self._renew_once())
+        d = Deferred.fromCoroutine(self._renew_once())
+        return d.addErrback(  # logged, and tried again at the next tick
+            lambda f: self._log.failure("lease renewal for {topic} failed", f, topic=self.topic)
+        )
 
     async def _renew_once(self) -> None:
         """Take or extend the lease; start or stop relaying to match."""
-        assert self._lease is not None
+        lease = self._lease
+        if lease is None:
+            return
         try:
-            held = await self._lease.acquire()
+            held = await lease.acquire()
         except ChannelUnavailable:
             return  # cannot tell; publishing fails meanwhile anyway
         if not self.running:
