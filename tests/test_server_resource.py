@@ -412,6 +412,7 @@ def test_channel_can_end_a_stream(clock: Clock) -> None:
         ({"retry": "3"}, "retry must be a number"),
         ({"max_unsent": -1}, "max_unsent must be"),
         ({"reset_event": "a\nb"}, "contains CR or LF"),
+        ({"reset_event": ""}, "non-empty event type"),
     ],
 )
 def test_bad_options_are_refused(
