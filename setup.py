@@ -37,6 +37,8 @@ setup(
             "pytest>=8",
             "pytest-twisted>=1.14",
             "hypothesis>=6.100",
+            # HTTP/2 for the server's browser test (h2 and priority).
+            "twisted[http2]",
         ],
         "lint": ["ruff>=0.6", "mypy>=1.11", "mypy-zope>=1.0"],
         "docs": ["sphinx>=7", "myst-parser>=3"],
