@@ -40,6 +40,9 @@ setup(
             # the Redis channel and hub tests (against a real redis-server)
             "txredisapi>=1.6.0",
             "hiredis>=2.0",
+
+            # HTTP/2 for the server's browser test (h2 and priority).
+            "twisted[http2]",
         ],
         # RedisStreamChannel / `twistd sse-hub --redis`: txredisapi speaks RESP
         # over Twisted; hiredis is its C reply parser (much faster than Python).
