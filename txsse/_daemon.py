@@ -9,8 +9,9 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from txsse._client import EventSource
 from txsse._event import Event
-from txsse._exit import EXIT_IO_ERROR, EXIT_STREAM_FAILED, stop_with_status
+from txsse._exit import EXIT_IO_ERROR, EXIT_SOFTWARE, EXIT_STREAM_FAILED, stop_with_status
 from txsse._output import EventWriter
 from txsse._state import StateFile
 from txsse.errors import ConnectionFailed, StateFileError, StreamClosed
@@ -90,7 +91,7 @@ class SSEDaemon(Service):
         self._on_exit = on_exit or (lambda status: stop_with_status(self._reactor, status))
         self._saved_id: str | None = None
         self._writer: EventWriter | None = None
-        self._source: Any = None
+        self._source: EventSource | None = None
         self._done: Deferred[None] | None = None
 
     def startService(self) -> None:
@@ -99,8 +100,6 @@ class SSEDaemon(Service):
         :raises StateFileError: the state file cannot be read.
         :raises OSError: the output cannot be opened.
         """
-        from txsse._client import EventSource
-
         last_event_id = self._last_event_id
         if self._state is not None:
             saved = self._state.load()
@@ -112,7 +111,7 @@ class SSEDaemon(Service):
             last_event_id=last_event_id,
             durable=self._state is not None,
         )
-        self._source = EventSource(
+        self._source = source = EventSource(
             self.url,
             headers=self._request_headers(),
             method=self._method,
@@ -130,8 +129,8 @@ class SSEDaemon(Service):
             output_format=self._format,
         )
         super().startService()  # type: ignore[no-untyped-call]
-        self._source.startService()
-        self._done = Deferred.fromCoroutine(self._consume())
+        source.startService()
+        self._done = Deferred.fromCoroutine(self._consume(source))
 
     def _request_headers(self) -> dict[str, str]:
         """The extra headers; the values of a repeated name are joined with commas."""
@@ -142,11 +141,11 @@ class SSEDaemon(Service):
             values.setdefault(name.lower(), []).append(value)
         return {names[key]: ", ".join(values[key]) for key in names}
 
-    async def _consume(self) -> None:
+    async def _consume(self, source: EventSource) -> None:
         """Write events until the source closes or something fails for good."""
         while True:
             try:
-                event = await self._source.next()
+                event = await source.next()
             except StreamClosed:
                 return
             except ConnectionFailed as e:
@@ -158,6 +157,10 @@ class SSEDaemon(Service):
             except (OSError, StateFileError) as e:
                 self.log.critical("cannot record the event: {reason}; stopping", reason=str(e))
                 self._on_exit(EXIT_IO_ERROR)
+                return
+            except Exception:
+                self.log.failure("unexpected error while recording an event; stopping")
+                self._on_exit(EXIT_SOFTWARE)
                 return
 
     def _deliver(self, event: Event) -> None:

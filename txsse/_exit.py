@@ -21,6 +21,8 @@ from twisted.internet.error import ReactorNotRunning
 EXIT_STREAM_FAILED = 1
 #: Exit status after the output or the state file could not be written (sysexits EX_IOERR).
 EXIT_IO_ERROR = 74
+#: Exit status after an unexpected error (a bug; sysexits EX_SOFTWARE).
+EXIT_SOFTWARE = 70
 
 _status: list[int] = []
 
