@@ -188,7 +188,7 @@ def test_permanent_failure_exits(
     assert run.exits == [EXIT_STREAM_FAILED]
     assert len(logged_errors) == 1
     assert reason in logged_errors[0]["reason"]
-    assert URL == logged_errors[0]["url"]
+    assert logged_errors[0]["url"] == URL
     logged_errors.clear()
     assert len(run.agent.requests) == 1  # no retry
 
@@ -256,7 +256,7 @@ def test_state_write_error_exits(
 
 
 def test_stop_closes_everything(run: Run) -> None:
-    """stopService aborts the stream, closes the output and fires."""
+    """Stopping the service aborts the stream, closes the output and fires."""
     daemon = run.started()
     body = run.agent.last.respond()
     writer = daemon._writer

@@ -79,7 +79,7 @@ def test_unwritable_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 def test_save_failure(tmp_path: Path) -> None:
     """A failed save raises StateFileError naming the file."""
     state = StateFile(str(tmp_path / "gone" / "state"))
-    with pytest.raises(StateFileError, match="cannot write .*state.tmp"):
+    with pytest.raises(StateFileError, match=r"cannot write .*state\.tmp"):
         state.save("1")
 
 

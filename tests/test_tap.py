@@ -30,7 +30,7 @@ def refused(*args: str) -> str:
 
 
 def test_plugin_is_found() -> None:
-    """twistd finds the ``sse`` service maker through the plugin system."""
+    """The plugin system finds the ``sse`` service maker through the plugin system."""
     makers = {maker.tapname: maker for maker in getPlugins(IServiceMaker)}
     assert "sse" in makers
     assert makers["sse"].options is Options
@@ -204,7 +204,7 @@ def test_parse_header() -> None:
 
 
 def test_make_service() -> None:
-    """makeService builds the daemon; --demo wraps it in the demo server."""
+    """The service maker builds the daemon; --demo wraps it in the demo server."""
     daemon = makeService(parse("--url", URL, "--idle-timeout", "0"))
     assert isinstance(daemon, SSEDaemon)
     assert daemon.url == URL
