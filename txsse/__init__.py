@@ -11,6 +11,7 @@ from txsse._policy import Decision, StatusPolicy, resilient_policy, strict_polic
 from txsse._protocol import EventStreamProtocol
 from txsse._request import RequestAttempt
 from txsse._signals import Opened, ReadyState, Reconnect
+from txsse._tls import pin_certificate, trust_certificate
 from txsse._version import __version__
 
 __all__ = [
@@ -30,6 +31,8 @@ __all__ = [
     "__version__",
     "format_comment",
     "format_event",
+    "pin_certificate",
     "resilient_policy",
     "strict_policy",
+    "trust_certificate",
 ]

@@ -50,3 +50,9 @@ class Agent(Protocol):
         headers: Headers | None = None,
         bodyProducer: Any = None,
     ) -> Deferred[Any]: ...
+
+
+class TLSPolicy(Protocol):
+    """An ``IPolicyForHTTPS``: TLS settings per server."""
+
+    def creatorForNetloc(self, hostname: bytes, port: int) -> Any: ...

@@ -7,11 +7,13 @@ from typing import Any
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import Protocol
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
-from twisted.web.iweb import IBodyProducer, IPolicyForHTTPS
+from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer  # type: ignore[import-untyped]
 
+from txsse._types import TLSPolicy
 
-def make_agent(reactor: Any, tls: IPolicyForHTTPS | None = None) -> Any:
+
+def make_agent(reactor: Any, tls: TLSPolicy | None = None) -> Any:
     """The default agent: TLS verified, connections never kept for reuse.
 
     :param reactor: the reactor to connect with.
