@@ -1,1 +1,0 @@
-"""Placeholder until the server branch lands (untracked)."""
