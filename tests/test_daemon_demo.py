@@ -1,82 +1,70 @@
-"""The built-in demo stream: numbered events, resumable with Last-Event-ID."""
+"""The built-in demo stream: txsse's own server, numbered events, consumed in-process."""
 
 from __future__ import annotations
 
+import json
+import time
 from datetime import datetime, timezone
+from pathlib import Path
 
-from twisted.internet.error import ConnectionDone
-from twisted.internet.task import Clock
-from twisted.python.failure import Failure
-from twisted.web.server import NOT_DONE_YET
-from twisted.web.test.requesthelper import DummyRequest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+from twisted.internet.testing import MemoryReactorClock
 
-from txsse import Event, EventStreamParser
-from txsse._demo import DEMO_RETRY, DemoStream, demo_event
-
-
-def stream(last_event_id: bytes | None = None) -> tuple[Clock, DummyRequest, EventStreamParser]:
-    clock = Clock()
-    request = DummyRequest([b"events"])
-    if last_event_id is not None:
-        request.requestHeaders.setRawHeaders(b"last-event-id", [last_event_id])
-    assert DemoStream(clock, interval=1.0).render_GET(request) == NOT_DONE_YET
-    return clock, request, EventStreamParser()
-
-
-def events(request: DummyRequest, parser: EventStreamParser) -> list[Event]:
-    data = b"".join(request.written)
-    del request.written[:]
-    return parser.feed(data)
+from tests._memagent import MemoryAgent
+from txsse import EventStreamParser
+from txsse._daemon import SSEDaemon
+from txsse._demo import DemoService, demo_event
 
 
 def test_demo_event() -> None:
     """Ticks carry JSON data; every fifth event is a two-line message."""
     now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
-    (tick,) = EventStreamParser().feed(demo_event(4, now))
-    assert (tick.event, tick.id) == ("tick", "4")
-    assert tick.json() == {"n": 4, "time": "2026-01-02T03:04:05+00:00"}
-    (message,) = EventStreamParser().feed(demo_event(5, now))
-    assert (message.event, message.id, message.lines) == (
-        "message",
-        "5",
-        ["event 5 is a message", "of two lines"],
-    )
+    data, event = demo_event(4, now)
+    assert event == "tick"
+    assert json.loads(data) == {"n": 4, "time": "2026-01-02T03:04:05+00:00"}
+    assert demo_event(5, now) == ("event 5 is a message\nof two lines", None)
 
 
-def test_stream_headers_and_pace() -> None:
-    """The stream is text/event-stream, asks for a retry, and sends one event per interval."""
-    clock, request, parser = stream()
-    assert request.responseHeaders.getRawHeaders(b"content-type") == [
-        b"text/event-stream; charset=utf-8"
-    ]
-    assert [e.id for e in events(request, parser)] == ["1"]
-    assert parser.retry == DEMO_RETRY
-    clock.advance(0.5)
-    assert events(request, parser) == []
-    clock.advance(0.5)
-    clock.advance(1.0)
-    assert [e.id for e in events(request, parser)] == ["2", "3"]
-    request.finish()
+def test_service_serves_on_loopback_and_publishes(tmp_path: Path) -> None:
+    """The service listens on 127.0.0.1, points the daemon there and publishes every interval."""
+    clock = MemoryReactorClock()
+    agent = MemoryAgent()
+    daemon = SSEDaemon("", output=str(tmp_path / "out"), reactor=clock, agent=agent)
+    demo = DemoService(daemon, reactor=clock, interval=2.0)
+    demo.startService()
+    ((port, _, _, interface),) = clock.tcpServers
+    assert (port, interface) == (0, "127.0.0.1")
+    assert daemon.url == "http://127.0.0.1:0/events"
+    assert agent.last.url == daemon.url
+    assert demo.channel.last_id is None
+    clock.advance(2.0)
+    clock.advance(2.0)
+    assert demo.channel.last_id == "2"
+    demo.stopService()
+    assert not daemon.running
+    clock.advance(10.0)
+    assert demo.channel.last_id == "2"
     assert clock.getDelayedCalls() == []
 
 
-def test_resumes_after_last_event_id() -> None:
-    """After Last-Event-ID: 41 the first event is number 42."""
-    _, request, parser = stream(b"41")
-    assert [e.id for e in events(request, parser)] == ["42"]
-    request.finish()
-
-
-def test_bad_last_event_id_starts_over() -> None:
-    """A Last-Event-ID that is not a number restarts the sequence at 1."""
-    for bad in (b"abc", b"-3", b"9" * 40):
-        _, request, parser = stream(bad)
-        assert [e.id for e in events(request, parser)] == ["1"]
-        request.finish()
-
-
-def test_disconnect_stops_the_timer() -> None:
-    """A client that goes away leaves no timer behind."""
-    clock, request, _ = stream()
-    request.processingFailed(Failure(ConnectionDone("gone")))
-    assert clock.getDelayedCalls() == []
+@pytest_twisted.ensureDeferred
+async def test_demo_in_process(tmp_path: Path) -> None:
+    """The daemon consumes the demo stream over real loopback TCP; events arrive in order."""
+    out = tmp_path / "out.sse"
+    daemon = SSEDaemon("", output=str(out), output_format="sse")
+    demo = DemoService(daemon, interval=0.02)
+    demo.startService()
+    try:
+        deadline = time.monotonic() + 30
+        while len(EventStreamParser().feed(out.read_bytes())) < 6:
+            assert time.monotonic() < deadline, "no demo events within 30 s"
+            await deferLater(reactor, 0.02, lambda: None)
+    finally:
+        await demo.stopService()
+    events = EventStreamParser().feed(out.read_bytes())
+    first = int(events[0].id)  # events published before the connection opened are not replayed
+    assert [int(e.id) for e in events] == list(range(first, first + len(events)))
+    for e in events:
+        assert (e.event == "message") == (int(e.id) % 5 == 0)
