@@ -86,7 +86,7 @@ class DemoService(MultiService):
     def startService(self) -> None:
         """Listen on 127.0.0.1 with a free port, start publishing, start the daemon."""
         root = Resource()  # type: ignore[no-untyped-call]
-        root.putChild(b"events", self.resource)  # type: ignore[no-untyped-call]
+        root.putChild(b"events", self.resource)
         site = Site(root)  # type: ignore[no-untyped-call]
         site.noisy = False
         self._port = self._reactor.listenTCP(0, site, interface="127.0.0.1")
