@@ -149,9 +149,10 @@ def test_relative_paths_made_absolute(tmp_path: Path, monkeypatch: pytest.Monkey
     [
         ((), "--url is required"),
         (("--demo", "--url", URL), "exclusive"),
-        (("--url", "ftp://example.com/"), "not an absolute http"),
-        (("--url", "/events"), "not an absolute http"),
-        (("--url", "http://host:99999/"), "invalid port"),
+        (("--url", "ftp://example.com/"), "need an absolute http(s) URL"),
+        (("--url", "/events"), "need an absolute http(s) URL"),
+        (("--url", "http://host:99999/"), "invalid event stream URL"),
+        (("--url", "http://host/a b"), "contains whitespace"),
         (("--url", URL, "-H", "no colon"), "not of the form 'Name: value'"),
         (("--url", URL, "-H", "Bad Name: x"), "not of the form 'Name: value'"),
         (("--url", URL, "-H", "X: a\rb"), "contains CR, LF or NUL"),

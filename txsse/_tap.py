@@ -12,31 +12,19 @@ import os
 import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from twisted.application.service import Service
 from twisted.python import usage
 
 from txsse._daemon import SSEDaemon
 from txsse._output import FORMATS
+from txsse._request import check_url
 from txsse._state import StateFile
 from txsse.errors import StateFileError
 
 #: An HTTP token (RFC 9110): the characters allowed in a method or a header name.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _POLICIES = ("resilient", "strict")
-
-
-def _url(value: str) -> str:
-    """Accept an absolute ``http`` or ``https`` URL with a host."""
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{value!r} is not an absolute http:// or https:// URL")
-    try:
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError:
-        raise ValueError(f"{value!r} has an invalid port") from None
-    return value
 
 
 def _method(value: str) -> str:
@@ -122,7 +110,7 @@ https://example.com/events --state-file events.state --output events.jsonl"""
             "u",
             None,
             "The http(s) URL of the event stream (required unless --demo) [default: none].",
-            _url,
+            check_url,
         ],
         ["method", "X", "GET", "The HTTP method.", _method],
         ["data", "d", None, "The request body, as text (UTF-8) [default: none]."],
