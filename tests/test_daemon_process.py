@@ -330,3 +330,17 @@ async def test_daemonized_with_pidfile(server: Server, tmp_path: Path, daemon: D
     finally:
         os.kill(pid, signal.SIGTERM)
     await wait_for(lambda: not pidfile.exists(), "the PID file to be removed")
+
+
+@pytest_twisted.ensureDeferred
+async def test_with_syslog(server: Server, daemon: Daemon) -> None:
+    """With twistd's --syslog (and --prefix) instead of a log file the daemon works the same."""
+    server.stream.publish("via syslog")
+    command = [TWISTD, "-n", "--pidfile=", "--syslog", "--prefix=txsse-test", "sse"]
+    command += ["--url", server.url, "--output", str(daemon.out)]
+    with open(daemon.stdout, "wb") as stdout:
+        daemon.proc = subprocess.Popen(command, stdout=stdout, stderr=subprocess.STDOUT)
+    daemon._procs.append(daemon.proc)
+    await daemon.until_ids("1")
+    assert await daemon.stop() in (0, -signal.SIGTERM)
+    assert b"Traceback" not in daemon.stdout.read_bytes()
