@@ -19,7 +19,7 @@ from twisted.web.iweb import IResponse
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from txsse import Event, EventStreamParser
+from txsse import Event, EventSource, EventStreamParser
 from txsse.server import EventStreamResource, MemoryChannel
 
 TIMEOUT = 10.0
@@ -176,3 +176,38 @@ async def test_wait_for_can_fail() -> None:
     """The condition helper times out instead of hanging."""
     with pytest.raises(AssertionError, match="timed out waiting for never"):
         await wait_for(lambda: False, "never", timeout=0.05)
+
+
+@pytest_twisted.ensureDeferred
+async def test_txsse_event_source_resumes_across_forced_disconnects(
+    server: tuple[MemoryChannel, Recording, str],
+) -> None:
+    """The txsse EventSource, cut off three times server-side, gets every event once."""
+    channel, resource, url = server
+    source = EventSource(url, reconnect_delay=0.01, max_reconnect_delay=0.05)
+    source.startService()
+    try:
+        await source.when_open().addTimeout(TIMEOUT, reactor)
+        await wait_for(lambda: channel.subscriber_count == 1, "the first subscription")
+        published: list[str] = []
+        received: list[Event] = []
+        for round_ in range(3):
+            published += [channel.publish(f"r{round_} e{n}") for n in range(4)]
+            while len(received) < len(published):
+                received.append(await source.next().addTimeout(TIMEOUT, reactor))
+            connections = len(resource.requests)
+            resource.cut()
+            await wait_for(lambda: channel.subscriber_count == 0, "the cut")
+            # Published while the source is reconnecting: must come back in the replay.
+            published += [channel.publish(f"r{round_} gap{n}") for n in range(3)]
+            await wait_for(
+                lambda n=connections: len(resource.requests) > n,  # type: ignore[misc]
+                "the reconnection",
+            )
+            assert resource.requests[-1].getHeader(b"last-event-id") == published[-4].encode()
+        while len(received) < len(published):
+            received.append(await source.next().addTimeout(TIMEOUT, reactor))
+        assert [e.id for e in received] == published
+        assert len({e.data for e in received}) == len(published)
+    finally:
+        await source.close()

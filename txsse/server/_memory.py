@@ -7,7 +7,7 @@ import time
 from collections import deque
 from itertools import islice
 
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from zope.interface import implementer
 
 from txsse._format import format_event
@@ -96,6 +96,7 @@ class MemoryChannel:
             except Exception:
                 self._log.failure(
                     "subscriber {subscriber!r} failed to take event {id}",
+                    level=LogLevel.error,
                     subscriber=subscriber,
                     id=id,
                 )

@@ -8,7 +8,7 @@ from typing import Any
 
 from twisted.internet.defer import maybeDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
@@ -200,7 +200,12 @@ class EventStreamResource(Resource):
         stream.pending = None
         if not stream.open:
             return
-        self._log.failure("channel {channel!r} failed to subscribe", failure, channel=self.channel)
+        self._log.failure(
+            "channel {channel!r} failed to subscribe",
+            failure,
+            level=LogLevel.error,
+            channel=self.channel,
+        )
         request = stream.request
         request.setResponseCode(503)
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")

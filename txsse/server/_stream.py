@@ -66,6 +66,7 @@ class _Stream:
         transport = self._transport
         if transport is not None:
             transport.write(self._resource.frame(chunk))
+            self.request.sentLength += len(chunk)  # for the access log
         else:
             self.request.write(chunk)
 
