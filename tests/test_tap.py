@@ -180,6 +180,15 @@ def test_invalid(args: tuple[str, ...], message: str) -> None:
     assert message in refused(*args)
 
 
+def test_stdout_needs_the_foreground() -> None:
+    """Standard output is refused when twistd forks into the background (it goes nowhere)."""
+    from twisted.scripts.twistd import ServerOptions
+
+    with pytest.raises(usage.UsageError, match="standard output"):
+        ServerOptions().parseOptions(["sse", "--url", URL])
+    assert ServerOptions().parseOptions(["-n", "sse", "--url", URL]) is None
+
+
 def test_state_file_is_a_directory(tmp_path: Path) -> None:
     """A directory given as --state-file is refused."""
     assert "is a directory" in refused("--url", URL, "--state-file", str(tmp_path))

@@ -129,7 +129,7 @@ https://example.com/events --state-file events.state --output events.jsonl"""
             "Keep the last event ID in this file (read at start, written after each event) "
             "[default: none].",
         ],
-        ["output", "o", "-", "Append events to this file; - is standard output."],
+        ["output", "o", "-", "Append events to this file; - is standard output (needs twistd -n)."],
         [
             "format",
             "f",
@@ -243,6 +243,14 @@ https://example.com/events --state-file events.state --output events.jsonl"""
     def _check_output(self) -> None:
         """Make ``--output`` absolute and check that it can be appended to."""
         if self["output"] == "-":
+            # twistd sends standard output to /dev/null when it forks into the
+            # background; ``twist`` and ``twistd -n`` stay in the foreground.
+            parent = self.parent
+            if parent is not None and not parent.get("nodaemon", True):
+                raise usage.UsageError(
+                    "--output - (standard output) is discarded when twistd runs in the "
+                    "background: give twistd -n, or --output FILE"
+                )
             return
         self["output"] = os.path.abspath(self["output"])
         try:
