@@ -101,7 +101,11 @@ exit status 1. Durations are in seconds. Example: twistd -n sse --url
 https://example.com/events --state-file events.state --output events.jsonl"""
 
     optFlags = [
-        ["demo", None, "Consume txsse's built-in demo stream, served on a free loopback port."],
+        [
+            "demo",
+            None,
+            "Consume txsse's built-in demo stream, served on a free loopback port [default: off].",
+        ],
     ]
 
     optParameters = [
