@@ -173,7 +173,7 @@ https://example.com/events --state-file events.state --output events.jsonl"""
             "policy",
             None,
             "resilient",
-            "resilient: also retry 5xx, 429 and other transient refusals; "
+            "resilient: also retry 5xx, 408 and 429 (honouring Retry-After); "
             "strict: fail on any non-200 answer, as browsers do.",
             _choice("--policy", _POLICIES),
         ],
