@@ -63,7 +63,9 @@ def run(tmp_path: Path) -> Iterator[Run]:
     yield r
     for daemon in r.daemons:
         if daemon.running:
-            daemon.stopService()
+            stopped: list[object] = []
+            daemon.stopService().addBoth(stopped.append)
+            assert stopped == [None]
     assert r.clock.getDelayedCalls() == [], "a timer leaked"
 
 
@@ -233,7 +235,7 @@ def test_unexpected_source_error_exits(run: Run, logged_errors: list[LogEvent]) 
     """An unexpected failure of next() is logged with its traceback; status 70, no hang."""
     daemon = run.started()
     assert daemon._source is not None
-    (waiter,) = daemon._source.queue.waiting
+    waiter = daemon._source.queue.waiting.pop()
     waiter.errback(RuntimeError("bug"))
     assert run.exits == [EXIT_SOFTWARE]
     assert logged_errors[0]["log_failure"].check(RuntimeError)
