@@ -1,7 +1,14 @@
-# The twistd plugin: only the IServiceMaker lives here; options and makeService
-# are in txsse._tap, imported when the plugin is used. There is no __init__.py
-# under twisted/: this directory merges into Twisted's own twisted.plugins.
+# The twistd plugins: only the IServiceMakers live here; options and makeService
+# are in txsse._tap and txsse._hubtap, imported when a plugin is used. There is no
+# __init__.py under twisted/: this directory merges into Twisted's own twisted.plugins.
 from twisted.application.service import ServiceMaker
+
+sse = ServiceMaker(
+    "txsse",
+    "txsse._tap",
+    "Consume a Server-Sent Events stream and write its events out, losing none.",
+    "sse",
+)
 
 sse_hub = ServiceMaker(
     "txsse event hub",
