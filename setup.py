@@ -40,7 +40,6 @@ setup(
             # the Redis channel and hub tests (against a real redis-server)
             "txredisapi>=1.6.0",
             "hiredis>=2.0",
-
             # HTTP/2 for the server's browser test (h2 and priority).
             "twisted[http2]",
         ],
