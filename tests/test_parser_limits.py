@@ -329,3 +329,10 @@ def test_feed_until_error_helper_returns_events_and_error() -> None:
     items, error = feed_until_error(parser, [b"data: a\n\n", b"data: 0123456789\n"])
     assert items == [Event("a")]
     assert isinstance(error, LineTooLong)
+
+
+def test_encoded_surrogate_start_counts_at_once() -> None:
+    """``ED A0`` can never start a character: it is two U+FFFD now, so the limit sees it now."""
+    parser = EventStreamParser(max_line_length=1)
+    with pytest.raises(LineTooLong):
+        parser.feed(b"\xed\xa0")

@@ -155,8 +155,7 @@ class EventStreamParser:
         else:
             text, used = _decode(chunk, "replace", False)
             if used != len(chunk):
-                self._undecoded = chunk[used:]
-                self._slow = True
+                text += self._hold(chunk[used:])
         if not text:
             return []
         if "\r" in text:
@@ -236,7 +235,7 @@ class EventStreamParser:
             self._undecoded = b""
         text, used = _decode(chunk, "replace", False)
         if used != len(chunk):
-            self._undecoded = chunk[used:]
+            text += self._hold(chunk[used:])
         if text and not self._started:
             self._started = True
             if text[0] == "\ufeff":
@@ -247,6 +246,19 @@ class EventStreamParser:
                 text = text[1:]
         self._slow = bool(self._undecoded) or self._cr or not self._started
         return text
+
+    def _hold(self, rest: bytes) -> str:
+        """Keep the start of a character split across chunks; decode what cannot be one.
+
+        CPython's incremental decoder also holds back ``ED A0``-``ED BF`` (the start
+        of an encoded surrogate, never valid UTF-8); those bytes are replaced now,
+        as a whole-stream decode would, so limits do not depend on chunking.
+        """
+        if rest[0] == 0xED and len(rest) > 1 and rest[1] >= 0xA0:
+            return _decode(rest, "replace", True)[0]
+        self._undecoded = rest
+        self._slow = True
+        return ""
 
     def _line_boundaries(self, lines: list[str], last: str, size: int) -> ParseError | None:
         """Join the unfinished line kept from earlier chunks, keep the new one.
