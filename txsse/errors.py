@@ -128,6 +128,18 @@ class IdleTimeout(TransientError):
     """No bytes at all arrived within ``idle_timeout`` seconds."""
 
 
+class NetworkError(TransientError):
+    """The connection failed or broke (refused, reset, DNS, TLS); the source reconnects.
+
+    :ivar reason: the underlying exception.
+    """
+
+    def __init__(self, url: str, reason: BaseException) -> None:
+        super().__init__(f"connection to {url} failed: {reason}")
+        self.url = url
+        self.reason = reason
+
+
 class StreamEnded(TransientError):
     """The server ended the response body; the source reconnects."""
 
@@ -140,6 +152,7 @@ __all__ = [
     "HTTPStatusError",
     "IdleTimeout",
     "LineTooLong",
+    "NetworkError",
     "NoContent",
     "ParseError",
     "RedirectError",

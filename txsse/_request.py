@@ -1,0 +1,162 @@
+"""Building an event-stream request, and following redirects.
+
+No I/O here: :class:`RequestAttempt` describes one request, :func:`redirected`
+computes the next hop of a redirect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+
+from twisted.web.http_headers import Headers
+
+from txsse.errors import RedirectError
+
+#: Statuses followed as redirects.
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+#: Default most redirects followed for one connection (as the Fetch standard).
+DEFAULT_MAX_REDIRECTS = 20
+#: Headers dropped when a redirect leaves the origin.
+CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+#: A request body, or a factory called on every attempt to produce it again.
+Body = bytes | Callable[[], bytes] | None
+
+
+def check_url(url: str) -> str:
+    """Check that ``url`` is an absolute ``http`` or ``https`` URL.
+
+    :param url: the URL.
+    :returns: the URL, unchanged.
+    :raises ValueError: when it is not one.
+    """
+    if not isinstance(url, str):
+        raise TypeError(f"the URL must be a str, not {type(url).__name__}")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as error:
+        raise ValueError(f"invalid event stream URL {url!r}: {error}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"invalid event stream URL {url!r}: need an absolute http(s) URL")
+    if any(c in url for c in " \r\n\t"):
+        raise ValueError(f"invalid event stream URL {url!r}: it contains whitespace")
+    return url
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port of ``url``."""
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port
+
+
+@dataclass
+class RequestAttempt:
+    """One request the source is about to send; a ``prepare`` hook may change it.
+
+    :ivar url: the URL requested (the original one on every reconnection).
+    :ivar method: the HTTP method.
+    :ivar headers: the request headers (``Accept``, ``Cache-Control`` and, when
+        there is one, ``Last-Event-ID`` included); change them in place, for
+        example to refresh an ``Authorization`` token.
+    :ivar body: the request body, or ``None``.
+    :ivar attempt: 1 for the first connection, then one more per reconnection.
+    """
+
+    url: str
+    method: str
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    attempt: int = 1
+
+    def twisted_headers(self) -> Headers:
+        """The headers as a :class:`~twisted.web.http_headers.Headers`.
+
+        :returns: a new ``Headers``; values are encoded as UTF-8.
+        """
+        result = Headers()
+        for name, value in self.headers.items():
+            result.addRawHeader(name.encode("ascii"), value.encode("utf-8"))
+        return result
+
+
+def build_attempt(
+    url: str,
+    method: str,
+    headers: Mapping[str, str],
+    body: Body,
+    last_event_id: str,
+    attempt: int,
+) -> RequestAttempt:
+    """The request for one connection attempt.
+
+    :param url: the source's URL.
+    :param method: the HTTP method.
+    :param headers: the caller's headers, added over the defaults.
+    :param body: the body, or a factory called now to produce it.
+    :param last_event_id: sent as ``Last-Event-ID`` when not empty.
+    :param attempt: the attempt number.
+    :returns: the request.
+    """
+    merged = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+    lowered = {name.lower(): name for name in merged}
+    for name, value in headers.items():
+        if name.lower() == "last-event-id":
+            continue
+        merged.pop(lowered.get(name.lower(), name), None)
+        merged[name] = value
+    if last_event_id:
+        merged["Last-Event-ID"] = last_event_id
+    payload = body() if callable(body) else body
+    return RequestAttempt(url, method, merged, payload, attempt)
+
+
+def check_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Check custom headers: ASCII names, no CR, LF or NUL anywhere.
+
+    :param headers: name to value.
+    :returns: a copy.
+    :raises ValueError: for a header that cannot be sent.
+    """
+    for name, value in headers.items():
+        if not name or not name.isascii() or any(c in name for c in " :\r\n\0"):
+            raise ValueError(f"invalid header name {name!r}")
+        if any(c in value for c in "\r\n\0"):
+            raise ValueError(f"invalid value for header {name!r}: CR, LF and NUL are not allowed")
+    return dict(headers)
+
+
+def redirected(request: RequestAttempt, status: int, location: str | None) -> RequestAttempt:
+    """The request to send after a redirect response.
+
+    ``307`` and ``308`` repeat the method and body; ``301``, ``302`` and ``303``
+    turn anything but ``GET`` and ``HEAD`` into a ``GET`` without a body, as
+    browsers do. Credentials are dropped when the redirect leaves the origin.
+
+    :param request: the request that was redirected.
+    :param status: the redirect status.
+    :param location: the ``Location`` header, or ``None``.
+    :returns: the next request.
+    :raises RedirectError: when ``Location`` is missing, empty or not an
+        http(s) URL.
+    """
+    if not location or not location.strip():
+        raise RedirectError(
+            f"{request.url} answered HTTP {status} without a Location header: "
+            "the server's redirect is broken"
+        )
+    target = urljoin(request.url, location.strip())
+    try:
+        check_url(target)
+    except ValueError as error:
+        raise RedirectError(f"{request.url} redirected to an unusable URL: {error}") from None
+    method, body = request.method, request.body
+    headers = dict(request.headers)
+    if status in (301, 302, 303) and method not in ("GET", "HEAD"):
+        method, body = "GET", None
+        headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+    if _origin(target) != _origin(request.url):
+        headers = {k: v for k, v in headers.items() if k.lower() not in CREDENTIAL_HEADERS}
+    return RequestAttempt(target, method, headers, body, request.attempt)
