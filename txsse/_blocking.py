@@ -130,6 +130,7 @@ class Call(Generic[_T]):
         if timeout is not None and timeout < 0:
             raise ValueError(f"timeout must be None or >= 0, not {timeout!r}")
         if self._thread.in_reactor_thread():
+            self._give_up(orphan)
             raise RuntimeError(
                 "a blocking txsse call was made from the reactor thread, where it "
                 "would wait forever; use the asynchronous txsse API there"
