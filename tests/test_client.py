@@ -572,7 +572,7 @@ def test_parse_error_delivers_then_reconnects(harness: Harness) -> None:
 
 
 def test_async_for_ends_on_close(harness: Harness) -> None:
-    """async for yields the events in order and ends cleanly when the source is closed."""
+    """Iterating with async for yields events in order, and ends when the source closes."""
     source = harness.started()
     seen: list[str] = []
 
@@ -589,7 +589,7 @@ def test_async_for_ends_on_close(harness: Harness) -> None:
 
 
 def test_async_for_raises_failure(harness: Harness) -> None:
-    """async for raises the error that failed the source for good."""
+    """Iterating with async for raises the error that failed the source for good."""
     source = harness.started()
 
     async def consume() -> None:

@@ -455,6 +455,7 @@ class EventSource(Service):
         self._leave(stopped)
         _log.info("Closed the event stream {url}", url=self._url)
         self._set_ready(ReadyState.CLOSED)
+        self._fail_waiters(stopped)
         if drain is not None and self._queue.pending:
             stopped.drain = self._clock.callLater(drain, self._drop_queue, stopped)
             return self._when_drained(stopped)
@@ -485,10 +486,6 @@ class EventSource(Service):
                 old.protocol.abort()
         elif isinstance(old, _Waiting) and old.call.active():
             old.call.cancel()
-        if isinstance(new, _Stopped):
-            waiters, self._open_waiters = self._open_waiters, []
-            for waiter in waiters:
-                waiter.errback(new.error)
 
     def _set_ready(self, ready: ReadyState) -> None:
         """Change the ready state, telling ``state`` observers."""
@@ -726,9 +723,17 @@ class EventSource(Service):
         self.running = False
         self._report(error)
         self._set_ready(ReadyState.CLOSED)
-        waiters, self._queue.waiting = self._queue.waiting, []
-        for waiter in waiters:
-            waiter.errback(error)
+        self._fail_waiters(stopped)
+
+    def _fail_waiters(self, state: _Stopped) -> None:
+        """Fail ``when_open()`` and pending ``next()`` calls with the state's error."""
+        waiting, self._open_waiters = self._open_waiters, []
+        for waiter in waiting:
+            waiter.errback(state.error)
+        if self._state is state:
+            pending, self._queue.waiting = self._queue.waiting, []
+            for taker in pending:
+                taker.errback(state.error)
 
     def _report(self, error: BaseException) -> None:
         """Record, log and signal an error."""

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from OpenSSL import SSL
+from OpenSSL import SSL, crypto
 from twisted.internet import ssl
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.web.client import BrowserLikePolicyForHTTPS
@@ -49,7 +49,7 @@ def trust_certificate(certificate: bytes | str | Path) -> TLSPolicy:
     """
     try:
         root = ssl.Certificate.loadPEM(_pem(certificate))
-    except (SSL.Error, ValueError) as error:
+    except (SSL.Error, crypto.Error, ValueError) as error:
         raise ValueError(f"cannot load the PEM certificate: {error}") from None
     policy: TLSPolicy = BrowserLikePolicyForHTTPS(trustRoot=root)  # type: ignore[no-untyped-call]
     return policy

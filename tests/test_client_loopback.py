@@ -1,0 +1,254 @@
+"""EventSource against a real twisted.web server on 127.0.0.1 (real sockets, real reactor)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+
+from tests._sseserver import CutPlan, StreamServer
+from txsse import Event, EventSource, ReadyState
+from txsse.errors import (
+    ContentTypeError,
+    HTTPStatusError,
+    IdleTimeout,
+    NetworkError,
+    NoContent,
+    RedirectError,
+    StreamEnded,
+)
+
+TIMEOUT = 10.0
+
+
+@pytest_twisted.async_yield_fixture
+async def server() -> AsyncIterator[StreamServer]:
+    """A scripted loopback server, stopped after the test."""
+    running = StreamServer()
+    yield running
+    await running.stop()
+
+
+def source_for(url: str, **kw: Any) -> EventSource:
+    """A started source with fast reconnection."""
+    kw.setdefault("reconnect_delay", 0.01)
+    kw.setdefault("max_reconnect_delay", 0.05)
+    source = EventSource(url, **kw)
+    source.startService()
+    return source
+
+
+async def take(source: EventSource, count: int) -> list[Event]:
+    """The next ``count`` events, each within the timeout."""
+    out = []
+    for _ in range(count):
+        out.append(await source.next().addTimeout(TIMEOUT, reactor))  # type: ignore[arg-type]
+    return out
+
+
+def signal(source: EventSource, name: str) -> Deferred[Any]:
+    """A Deferred that fires with the next value of ``name``."""
+    waiter: Deferred[Any] = Deferred()
+
+    def once(value: Any) -> None:
+        source.off(name, once)  # type: ignore[arg-type]
+        waiter.callback(value)
+
+    source.on(name, once)  # type: ignore[arg-type]
+    return waiter.addTimeout(TIMEOUT, reactor)  # type: ignore[arg-type]
+
+
+@pytest_twisted.ensureDeferred
+async def test_reconnects_after_clean_end(server: StreamServer) -> None:
+    """A body that ends is reestablished with Last-Event-ID; events continue in order."""
+    source = source_for(server.url("/events/3"))
+    try:
+        opened = await source.when_open()
+        assert opened.headers.getRawHeaders(b"content-type") == [
+            b"text/event-stream; charset=utf-8"
+        ]
+        first = await take(source, 3)
+        ended = await signal(source, "error")
+        assert isinstance(ended, StreamEnded)
+        await server.requests(2)
+        assert server.seen[1].headers["last-event-id"] == "3"
+        assert [e.id for e in first] == ["1", "2", "3"]
+    finally:
+        await source.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_drop_mid_event(server: StreamServer) -> None:
+    """A connection dropped in the middle of an event loses only that partial event."""
+    source = source_for(server.url("/drop-mid"))
+    try:
+        events = await take(source, 2)
+        assert [e.data for e in events] == ["one", "two"]
+        assert server.seen[1].headers["last-event-id"] == "1"
+        assert any(isinstance(source.last_error, k) for k in (NetworkError, StreamEnded))
+    finally:
+        await source.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_stall_hits_idle_timeout(server: StreamServer) -> None:
+    """A server that stops sending is dropped after idle_timeout and the source reconnects."""
+    source = source_for(server.url("/stall"), idle_timeout=0.3)
+    try:
+        errors: list[BaseException] = []
+        source.on("error", errors.append)
+        events = await take(source, 2)
+        assert [e.id for e in events] == ["1", "2"]
+        assert isinstance(errors[0], IdleTimeout)
+        assert server.seen[1].headers["last-event-id"] == "1"
+    finally:
+        await source.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_garbage_does_not_break_the_client(server: StreamServer) -> None:
+    """Invalid UTF-8, NULs and junk lines are survived; the next good event arrives."""
+    good: Deferred[Event] = Deferred()
+    source = source_for(server.url("/garbage"))
+    source.add_listener("good", good.callback)
+    try:
+        event = await good.addTimeout(TIMEOUT, reactor)  # type: ignore[arg-type]
+        assert event.data == "ok"
+        assert source.ready_state == ReadyState.OPEN
+    finally:
+        await source.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_redirect_followed_original_url_reused(server: StreamServer) -> None:
+    """A 302 is followed, and reconnections start again from the original URL."""
+    source = source_for(server.url("/redirect/events/2"))
+    try:
+        events = await take(source, 2)
+        assert [e.data for e in events] == ["event 1", "event 2"]
+        await server.requests(4)
+        assert [s.path for s in server.seen[:4]] == [
+            "/redirect/events/2",
+            "/events/2",
+            "/redirect/events/2",
+            "/events/2",
+        ]
+        assert server.seen[2].headers["last-event-id"] == "2"
+    finally:
+        await source.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_redirect_without_location(server: StreamServer) -> None:
+    """A redirect without Location fails the source with RedirectError."""
+    source = source_for(server.url("/redirect/none"))
+    with pytest.raises(RedirectError):
+        await source.when_open()
+    assert source.ready_state == ReadyState.CLOSED
+
+
+@pytest.mark.parametrize("status", ["500", "503-1"])
+@pytest_twisted.ensureDeferred
+async def test_server_errors_are_retried(server: StreamServer, status: str) -> None:
+    """500 and 503 are retried (503 after its Retry-After), then the stream opens."""
+    source = source_for(server.url(f"/status/{status}"), max_reconnect_delay=5.0)
+    delays: list[float] = []
+    source.on("reconnect", lambda r: delays.append(r.delay))
+    try:
+        [event] = await take(source, 1)
+        assert event.data == "event 1"
+        assert isinstance(source.last_error, HTTPStatusError)
+        if status == "503-1":
+            assert delays[0] >= 1.0
+    finally:
+        await source.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "error"),
+    [("/status/204", NoContent), ("/status/404", HTTPStatusError), ("/text", ContentTypeError)],
+)
+@pytest_twisted.ensureDeferred
+async def test_final_answers_close(server: StreamServer, path: str, error: type) -> None:
+    """204, 404 and a wrong content type close the source for good with a clear error."""
+    source = source_for(server.url(path))
+    with pytest.raises(error):
+        await source.when_open()
+    with pytest.raises(error):
+        await source.next()
+    assert source.ready_state == ReadyState.CLOSED
+    assert len(server.seen) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_connection_refused_is_retried() -> None:
+    """A refused connection is a NetworkError, and the source keeps trying."""
+    probe = StreamServer()
+    url = probe.url("/events/1")
+    await probe.stop()
+    source = source_for(url)
+    try:
+        first = await signal(source, "reconnect")
+        second = await signal(source, "reconnect")
+        assert isinstance(first.reason, NetworkError)
+        assert second.attempt == first.attempt + 1
+    finally:
+        await source.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_post_body_reaches_server(server: StreamServer) -> None:
+    """A POST body and custom headers reach the server on every attempt."""
+    source = source_for(
+        server.url("/events/1"),
+        method="POST",
+        body=b'{"prompt": "hi"}',
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        await take(source, 1)
+        await server.requests(2)
+        for seen in server.seen[:2]:
+            assert (seen.method, seen.body) == ("POST", b'{"prompt": "hi"}')
+            assert seen.headers["accept"] == "text/event-stream"
+    finally:
+        await source.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_fifty_forced_disconnects_exactly_once_in_order(server: StreamServer) -> None:
+    """Fifty drops at random byte offsets: every event arrives exactly once, in order."""
+    total = 400
+    server.plan = CutPlan.random(total, cuts=50, seed=20261122)
+    source = source_for(server.url("/cut/"), reconnect_delay=0.005, max_reconnect_delay=0.02)
+    try:
+        events = await take(source, total)
+        assert [e.data for e in events] == [f"event {n}" for n in range(1, total + 1)]
+        assert server.plan.cuts == []
+        assert len(server.seen) >= 51
+        with pytest.raises(NoContent):
+            await source.next().addTimeout(TIMEOUT, reactor)  # type: ignore[arg-type]
+        assert source.queue.pending == []
+    finally:
+        await source.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_back_pressure_on_a_real_socket(server: StreamServer) -> None:
+    """With queue_size the transport is paused, the queue stays bounded and nothing is lost."""
+    source = source_for(server.url("/events/2000"), queue_size=10)
+    try:
+        await source.when_open()
+        peak = 0
+        events = []
+        for _ in range(2000):
+            events.append(await source.next().addTimeout(TIMEOUT, reactor))  # type: ignore[arg-type]
+            peak = max(peak, len(source.queue.pending))
+        assert [e.id for e in events] == [str(n) for n in range(1, 2001)]
+        assert peak < 2000
+    finally:
+        await source.close()

@@ -1,0 +1,129 @@
+"""TLS on loopback: verification by default, a trusted private certificate, a pinned one."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_twisted
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from twisted.internet import reactor, ssl
+from twisted.internet.defer import Deferred
+from twisted.web import server
+
+from tests._sseserver import ScriptedResource, StreamServer
+from txsse import EventSource, ReadyState, pin_certificate, trust_certificate
+from txsse.errors import NetworkError
+
+# Twisted's server-side certificate options still pass pyOpenSSL X509 and PKey objects.
+pytestmark = pytest.mark.filterwarnings("ignore:Passing pyOpenSSL:DeprecationWarning")
+
+
+def self_signed() -> tuple[bytes, bytes]:
+    """A self-signed certificate for 127.0.0.1 and its key, in PEM."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hue-bridge-001788fffe000000")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+class TLSServer:
+    """The scripted server behind TLS with a self-signed certificate."""
+
+    def __init__(self) -> None:
+        self.cert_pem, key_pem = self_signed()
+        owner = StreamServer.__new__(StreamServer)
+        owner.seen, owner.open_requests, owner.counts, owner.plan = [], [], {}, None
+        owner._waiters = []
+        self.owner = owner
+        options = ssl.PrivateCertificate.loadPEM(self.cert_pem + key_pem).options()
+        site = server.Site(ScriptedResource(owner))
+        self.port = reactor.listenSSL(0, site, options, interface="127.0.0.1")  # type: ignore[attr-defined]
+        cert = x509.load_pem_x509_certificate(self.cert_pem)
+        self.fingerprint = cert.fingerprint(hashes.SHA256()).hex(":")
+
+    def url(self, path: str) -> str:
+        return f"https://127.0.0.1:{self.port.getHost().port}{path}"
+
+
+@pytest_twisted.async_yield_fixture
+async def tls_server() -> AsyncIterator[TLSServer]:
+    """A TLS loopback server, stopped after the test."""
+    running = TLSServer()
+    yield running
+    for request in list(running.owner.open_requests):
+        request.channel.transport.loseConnection()
+    await running.port.stopListening()
+
+
+async def first_outcome(source: EventSource) -> Any:
+    """The first event, or the first error, whichever comes first."""
+    outcome: Deferred[Any] = Deferred()
+    source.on("error", lambda e: outcome.called or outcome.callback(e))
+    source.next().addBoth(lambda e: outcome.called or outcome.callback(e))
+    source.startService()
+    try:
+        return await outcome.addTimeout(10, reactor)  # type: ignore[arg-type]
+    finally:
+        await source.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_untrusted_certificate_refused(tls_server: TLSServer) -> None:
+    """By default a self-signed certificate fails verification (a NetworkError, retried)."""
+    outcome = await first_outcome(EventSource(tls_server.url("/events/1"), reconnect_delay=5))
+    assert isinstance(outcome, NetworkError)
+    assert tls_server.owner.seen == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_trusted_private_certificate(tls_server: TLSServer) -> None:
+    """trust_certificate() accepts a server certificate signed by (or being) that certificate."""
+    source = EventSource(tls_server.url("/events/1"), tls=trust_certificate(tls_server.cert_pem))
+    outcome = await first_outcome(source)
+    assert getattr(outcome, "data", outcome) == "event 1"
+
+
+@pytest_twisted.ensureDeferred
+async def test_pinned_certificate(tls_server: TLSServer) -> None:
+    """pin_certificate() accepts exactly the certificate with that fingerprint."""
+    source = EventSource(tls_server.url("/events/1"), tls=pin_certificate(tls_server.fingerprint))
+    outcome = await first_outcome(source)
+    assert getattr(outcome, "data", outcome) == "event 1"
+
+
+@pytest_twisted.ensureDeferred
+async def test_wrong_pin_refused(tls_server: TLSServer) -> None:
+    """A certificate with another fingerprint is refused."""
+    source = EventSource(
+        tls_server.url("/events/1"), tls=pin_certificate("00" * 32), reconnect_delay=5
+    )
+    outcome = await first_outcome(source)
+    assert isinstance(outcome, NetworkError)
+    assert source.ready_state == ReadyState.CLOSED
