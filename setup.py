@@ -38,7 +38,7 @@ setup(
             "pytest-twisted>=1.14",
             "hypothesis>=6.100",
         ],
-        "lint": ["ruff>=0.6", "mypy>=1.11"],
+        "lint": ["ruff>=0.6", "mypy>=1.11", "mypy-zope>=1.0"],
         "docs": ["sphinx>=7", "myst-parser>=3"],
     },
     classifiers=[

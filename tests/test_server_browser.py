@@ -1,0 +1,153 @@
+"""A real browser (headless Chromium) reads EventStreamResource across a forced disconnect."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from test_server_loopback import Recording, wait_for
+from twisted.internet import reactor
+from twisted.web.pages import notFound
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+from txsse.server import EventStreamResource, MemoryChannel
+
+CHROMIUM = "/usr/bin/chromium"
+BROWSER_TIMEOUT = 60.0
+
+PAGE = b"""<!doctype html>
+<html><head><meta charset="utf-8"><title>txsse browser test</title></head>
+<body><script>
+let seq = 0;
+function report(kind, fields) {
+  const body = JSON.stringify(Object.assign({seq: seq++, kind: kind}, fields));
+  fetch("/report", {method: "POST", body: body, keepalive: true});
+}
+const source = new EventSource("/events");
+source.onopen = () => report("open", {});
+source.onerror = () => report("error", {state: source.readyState});
+source.onmessage = (e) => report("message", {data: e.data, id: e.lastEventId});
+source.addEventListener("reset", (e) => report("reset", {data: e.data}));
+</script></body></html>
+"""
+
+
+def chromium() -> str:
+    """The Chromium binary, installed with apt-get when missing and possible; else skip."""
+    if os.path.exists(CHROMIUM):
+        return CHROMIUM
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        pytest.skip(f"SKIPPED LOUDLY: {CHROMIUM} is missing and apt-get cannot run as root here")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+        done = subprocess.run(command, env=env, capture_output=True, timeout=900, check=False)
+        if done.returncode != 0:
+            pytest.skip(f"SKIPPED LOUDLY: {' '.join(command)} failed: {done.stderr[-500:]!r}")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"SKIPPED LOUDLY: apt-get installed chromium but {CHROMIUM} is missing")
+    return CHROMIUM
+
+
+class Reports(Resource):
+    """Collects the page's JSON reports (POST /report)."""
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: list[dict[str, Any]] = []
+
+    def render_POST(self, request: Any) -> bytes:
+        self.items.append(json.loads(request.content.read()))
+        request.setHeader(b"content-type", b"text/plain")
+        return b"ok"
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        """Reports of one kind, in the page's order."""
+        return sorted((r for r in self.items if r["kind"] == kind), key=lambda r: r["seq"])
+
+
+class Page(Resource):
+    """The test page."""
+
+    isLeaf = True
+
+    def render_GET(self, request: Any) -> bytes:
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        return PAGE
+
+
+@pytest.mark.slow
+@pytest_twisted.ensureDeferred
+async def test_browser_gets_every_event_exactly_once(tmp_path: Path) -> None:
+    """Chromium's EventSource resumes after a server-side cut; each event arrives once."""
+    binary = chromium()
+    channel = MemoryChannel(history=100, first_id=1)
+    events = Recording(EventStreamResource(channel, keepalive=5.0, retry=0.2))
+    reports = Reports()
+    root = Resource()
+    root.putChild(b"", Page())
+    root.putChild(b"events", events)
+    root.putChild(b"report", reports)
+    root.putChild(b"favicon.ico", notFound())
+    port = reactor.listenTCP(0, Site(root), interface="127.0.0.1")  # type: ignore[attr-defined]
+    url = f"http://127.0.0.1:{port.getHost().port}/"
+    browser = subprocess.Popen(
+        [
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            url,
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: renderers die with it
+    )
+    try:
+
+        def messages() -> list[dict[str, Any]]:
+            return reports.of("message")
+
+        await wait_for(lambda: len(reports.of("open")) == 1, "the page to open", BROWSER_TIMEOUT)
+        published = [channel.publish(f"before {n}") for n in range(5)]
+        await wait_for(lambda: len(messages()) == 5, "5 events in the browser", BROWSER_TIMEOUT)
+
+        events.cut()  # forced disconnect, server side
+        await wait_for(lambda: channel.subscriber_count == 0, "the cut", BROWSER_TIMEOUT)
+        published += [channel.publish(f"during {n}") for n in range(5)]
+        await wait_for(lambda: len(reports.of("open")) == 2, "the reconnection", BROWSER_TIMEOUT)
+        assert events.requests[-1].getHeader(b"last-event-id") == published[4].encode()
+        published += [channel.publish(f"after {n}") for n in range(5)]
+        await wait_for(lambda: len(messages()) >= 15, "15 events in the browser", BROWSER_TIMEOUT)
+
+        # One more round trip: nothing extra is still in flight.
+        channel.publish("last")
+        await wait_for(lambda: len(messages()) >= 16, "the last event", BROWSER_TIMEOUT)
+        got = messages()
+        assert [m["id"] for m in got] == [*published, channel.last_id]
+        expected = [f"{phase} {n}" for phase in ("before", "during", "after") for n in range(5)]
+        assert [m["data"] for m in got] == [*expected, "last"]
+        assert reports.of("reset") == []
+        assert len(reports.of("error")) == 1
+    finally:
+        os.killpg(browser.pid, signal.SIGKILL)
+        browser.wait(timeout=30)
+        events.stream.close()
+        await port.stopListening()

@@ -1,0 +1,151 @@
+"""MemoryChannel: the embedded channel, a ring buffer in the serving process."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from itertools import islice
+
+from twisted.logger import Logger, LogLevel
+from zope.interface import implementer
+
+from txsse._format import format_event
+from txsse.server._channel import IEventChannel, ISubscriber, Replay
+
+_DEFAULT_HISTORY = 1000
+
+
+def _first_id() -> int:
+    """The default first id: the wall clock in microseconds.
+
+    A restarted process then keeps issuing larger ids and never reuses one an
+    old client still holds (which would make it skip events silently).
+    """
+    return time.time_ns() // 1000
+
+
+@implementer(IEventChannel)
+class MemoryChannel:
+    """An :class:`IEventChannel` kept in memory; synchronous and exact.
+
+    Each event is encoded once, stored in a ring buffer of the last
+    ``history`` events, and the same bytes are sent to every subscriber.
+
+    :param history: how many events to keep for resumption (0 keeps none:
+        every resume is then reported as a gap).
+    :param first_id: the first id to assign; later ids count up by one. By
+        default the current time in microseconds, so ids keep growing across
+        restarts. Ids are decimal strings.
+    :raises ValueError: if ``history`` or ``first_id`` is not a
+        non-negative integer.
+    """
+
+    _log = Logger()
+
+    def __init__(self, history: int = _DEFAULT_HISTORY, *, first_id: int | None = None) -> None:
+        for name, value in (("history", history), ("first_id", first_id)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 0
+            ):
+                raise ValueError(f"{name} must be a non-negative int, not {value!r}")
+        self.history = history
+        self._next_id = _first_id() if first_id is None else first_id
+        self._ids: deque[str] = deque()
+        self._chunks: deque[bytes] = deque()
+        # id -> absolute position; the oldest kept event is at _count - len(_ids).
+        self._index: dict[str, int] = {}
+        self._count = 0
+        self._subscribers: dict[ISubscriber, None] = {}
+
+    @property
+    def subscriber_count(self) -> int:
+        """How many subscribers are receiving events now."""
+        return len(self._subscribers)
+
+    @property
+    def last_id(self) -> str | None:
+        """The id of the newest event kept, or ``None`` if none is."""
+        return self._ids[-1] if self._ids else None
+
+    def publish(self, data: str, event: str | None = None, id: str | None = None) -> str:
+        """Append one event and send its bytes to every subscriber.
+
+        :param data: the event's data.
+        :param event: the event type, or ``None`` (clients use ``message``).
+        :param id: the event's id, or ``None`` for the next decimal id. A
+            decimal id moves the counter past it.
+        :returns: the id assigned.
+        :raises ValueError: if the event cannot be encoded (see
+            :func:`txsse.format_event`), ``id`` is empty, or ``id`` is still
+            in the history.
+        """
+        if id is None:
+            id = str(self._next_id)
+        elif id == "":
+            raise ValueError("a channel event needs a non-empty id, or None for the next one")
+        elif id in self._index:
+            raise ValueError(f"id {id!r} is already in the channel's history; ids must be unique")
+        chunk = format_event(data, event=event, id=id)
+        if id.isascii() and id.isdigit():
+            self._next_id = max(self._next_id, int(id) + 1)
+        self._store(id, chunk)
+        for subscriber in tuple(self._subscribers):
+            try:
+                subscriber.send(chunk)
+            except Exception:
+                self._log.failure(
+                    "subscriber {subscriber!r} failed to take event {id}",
+                    level=LogLevel.error,
+                    subscriber=subscriber,
+                    id=id,
+                )
+        return id
+
+    def publish_json(self, obj: object, event: str | None = None, id: str | None = None) -> str:
+        """Publish ``obj`` as compact JSON (see :meth:`publish`).
+
+        :raises TypeError: if ``obj`` is not JSON-serializable.
+        """
+        return self.publish(json.dumps(obj, separators=(",", ":")), event, id)
+
+    def _store(self, id: str, chunk: bytes) -> None:
+        """Append to the ring buffer, dropping the oldest event past ``history``."""
+        if self.history == 0:
+            return
+        if len(self._ids) == self.history:
+            del self._index[self._ids.popleft()]
+            self._chunks.popleft()
+        self._ids.append(id)
+        self._chunks.append(chunk)
+        self._index[id] = self._count
+        self._count += 1
+
+    def subscribe(self, subscriber: ISubscriber, last_event_id: str | None = None) -> Replay:
+        """Subscribe; the replay is computed and the subscriber added at once.
+
+        :param subscriber: receives every later event.
+        :param last_event_id: resume after this id, or ``None`` (or ``""``)
+            for new events only.
+        :returns: what followed ``last_event_id`` in the history; a gap (and
+            the whole history) if the id is not held.
+        """
+        self._subscribers[subscriber] = None
+        oldest = self._ids[0] if self._ids else None
+        if not last_event_id:
+            return Replay(b"", False, oldest)
+        position = self._index.get(last_event_id)
+        if position is None:
+            return Replay(b"".join(self._chunks), True, oldest)
+        start = position + 1 - (self._count - len(self._ids))
+        return Replay(b"".join(islice(self._chunks, start, None)), False, oldest)
+
+    def unsubscribe(self, subscriber: ISubscriber) -> None:
+        """Stop sending to ``subscriber``; a no-op if it is not subscribed."""
+        self._subscribers.pop(subscriber, None)
+
+    def __repr__(self) -> str:
+        return (
+            f"<MemoryChannel history={self.history} kept={len(self._ids)}"
+            f" subscribers={len(self._subscribers)}>"
+        )

@@ -1,0 +1,311 @@
+"""EventStreamResource: serve a channel as ``text/event-stream`` over twisted.web."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+from twisted.internet.defer import maybeDeferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+
+from txsse._format import format_event
+from txsse.server._channel import IEventChannel, Replay
+from txsse.server._stream import _Stream
+
+_KEEPALIVE = b":\n"
+_ALLOW = b"GET, HEAD"
+
+
+def _seconds(name: str, value: float | None, *, positive: bool) -> float | None:
+    """Validate an optional duration in seconds."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise ValueError(f"{name} must be a number of seconds, not {value!r}")
+    if value < 0 or (positive and value == 0):
+        raise ValueError(
+            f"{name} must be {'positive' if positive else 'non-negative'}, got {value}"
+        )
+    return float(value)
+
+
+def _milliseconds(seconds: float) -> int:
+    """Seconds to the whole milliseconds of a ``retry:`` field."""
+    return round(seconds * 1000)
+
+
+def last_event_id(request: Request) -> str | None:
+    """The id a client wants to resume after, or ``None``.
+
+    The ``Last-Event-ID`` header wins; polyfills that cannot set headers send
+    a ``lastEventId`` query parameter instead. Invalid UTF-8 is replaced (such
+    an id can never match one the channel issued, so it is reported as a gap).
+
+    :param request: the incoming request.
+    :returns: the id, or ``None`` if absent or empty.
+    """
+    raw = request.getHeader(b"last-event-id")
+    if raw is None:
+        values = (request.args or {}).get(b"lastEventId")
+        raw = values[0] if values else None
+    if not raw:
+        return None
+    return raw.decode("utf-8", "replace")
+
+
+class EventStreamResource(Resource):
+    """A twisted.web resource that serves one channel as an event stream.
+
+    ``GET`` opens a stream: the response headers, an optional ``retry:`` hint,
+    the events after the client's ``Last-Event-ID`` (header, or ``lastEventId``
+    query parameter), then every event as it is published, each written to the
+    transport at once. ``HEAD`` answers the same headers without a body and
+    without subscribing. Other methods get ``405`` with ``Allow: GET, HEAD``.
+
+    :param channel: the :class:`IEventChannel` to serve.
+    :param keepalive: seconds between keep-alive comments (``:``) sent to
+        every stream, or ``None`` for none. Proxies drop idle connections.
+    :param retry: seconds to put in a ``retry:`` field at the start of each
+        stream (clients wait that long before reconnecting), or ``None``.
+    :param max_unsent: bytes a client that stopped reading may still have
+        queued for it (beyond the transport's own 64 KiB write buffer) before
+        it is disconnected.
+    :param reset_event: the event type of the notice sent when a client asks
+        to resume after an id the channel no longer holds (a gap).
+    :param reactor: the :class:`IReactorTime` for keep-alive timers; the
+        global reactor by default.
+    :raises ValueError: for a channel that does not provide
+        :class:`IEventChannel`, or out-of-range parameters.
+    """
+
+    isLeaf = True
+    _log = Logger()
+
+    def __init__(
+        self,
+        channel: IEventChannel,
+        keepalive: float | None = 15.0,
+        retry: float | None = None,
+        *,
+        max_unsent: int = 64 * 1024,
+        reset_event: str = "reset",
+        reactor: IReactorTime | None = None,
+    ) -> None:
+        super().__init__()
+        if not IEventChannel.providedBy(channel):
+            raise ValueError(f"channel must provide IEventChannel, not {channel!r}")
+        if isinstance(max_unsent, bool) or not isinstance(max_unsent, int) or max_unsent < 0:
+            raise ValueError(f"max_unsent must be a non-negative int of bytes, not {max_unsent!r}")
+        format_event(event=reset_event)  # raises ValueError for an unusable event type
+        if reactor is None:
+            from twisted.internet import reactor as _reactor
+
+            reactor = _reactor
+        self.channel = channel
+        self.keepalive = _seconds("keepalive", keepalive, positive=True)
+        retry_s = _seconds("retry", retry, positive=False)
+        self.retry = retry_s
+        self.max_unsent = max_unsent
+        self.reset_event = reset_event
+        self._reactor: IReactorTime = reactor
+        self._hint = b"" if retry_s is None else format_event(retry=_milliseconds(retry_s))
+        self._streams: dict[_Stream, None] = {}
+        self._timer: IDelayedCall | None = None
+        self._closed = False
+        self._frame_source = b""
+        self._framed = b"0\r\n\r\n"
+
+    @property
+    def stream_count(self) -> int:
+        """How many streams are open now."""
+        return len(self._streams)
+
+    # -- HTTP --------------------------------------------------------------
+
+    def render(self, request: Request) -> bytes | int:
+        """Dispatch on the method: ``GET`` streams, ``HEAD`` heads, others 405."""
+        if request.method == b"GET":
+            return self._render_stream(request)
+        if request.method == b"HEAD":
+            self._set_stream_headers(request)
+            return b""
+        request.setResponseCode(405)
+        request.setHeader(b"allow", _ALLOW)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return b"Method Not Allowed: an event stream answers GET (and HEAD) only.\n"
+
+    @staticmethod
+    def _set_stream_headers(request: Request) -> None:
+        """The event-stream headers (never ``Connection``: HTTP/2 forbids it)."""
+        request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-cache")
+        request.setHeader(b"x-accel-buffering", b"no")
+
+    def _render_stream(self, request: Request) -> bytes | int:
+        """Subscribe the request to the channel and keep the response open."""
+        if self._closed:
+            request.setResponseCode(503)
+            request.setHeader(b"retry-after", b"%d" % max(1, round(self.retry or 1)))
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b"Service Unavailable: the event stream is shutting down.\n"
+        self._set_stream_headers(request)
+        resume = last_event_id(request)
+        stream = _Stream(self, request)
+        self._streams[stream] = None
+        request.notifyFinish().addBoth(stream.finished)
+        d = maybeDeferred(self.channel.subscribe, stream, resume)
+        if not d.called:
+            stream.pending = d
+        d.addCallbacks(
+            self._subscribed,
+            self._subscribe_failed,
+            callbackArgs=(stream, resume),
+            errbackArgs=(stream,),
+        )
+        return NOT_DONE_YET
+
+    def _subscribed(self, replay: Replay, stream: _Stream, resume: str | None) -> None:
+        """The channel answered: write the hint, any gap notice, and the replay."""
+        stream.pending = None
+        if not stream.open:
+            self.channel.unsubscribe(stream)
+            return
+        notice = b""
+        if replay.gap:
+            self._log.info(
+                "client {peer} asked to resume after {last_event_id!r}, which is not in the"
+                " history (oldest kept: {oldest_id!r}); sending a {event!r} event",
+                peer=stream.peer(),
+                last_event_id=resume,
+                oldest_id=replay.oldest_id,
+                event=self.reset_event,
+            )
+            notice = format_event(
+                json.dumps({"last_event_id": resume, "oldest_id": replay.oldest_id}),
+                event=self.reset_event,
+            )
+        # Registered first, so that a replay filling the transport's buffer
+        # already counts as the client not keeping up.
+        stream.request.registerProducer(stream, True)
+        stream.start(self._hint + notice + replay.chunk or _KEEPALIVE)
+        self._start_keepalive()
+
+    def _subscribe_failed(self, failure: Failure, stream: _Stream) -> None:
+        """The channel could not subscribe: answer 503 so the client retries."""
+        stream.pending = None
+        if not stream.open:
+            return
+        self._log.failure(
+            "channel {channel!r} failed to subscribe",
+            failure,
+            level=LogLevel.error,
+            channel=self.channel,
+        )
+        request = stream.request
+        request.setResponseCode(503)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        request.write(b"Service Unavailable: the event channel failed.\n")
+        request.finish()
+
+    # -- per-stream events ---------------------------------------------------
+
+    def frame(self, chunk: bytes) -> bytes:
+        """The HTTP/1.1 chunked framing of ``chunk``, computed once per broadcast."""
+        if chunk is not self._frame_source:
+            self._framed = b"%x\r\n%b\r\n" % (len(chunk), chunk)
+            self._frame_source = chunk
+        return self._framed
+
+    def release(self, stream: _Stream) -> None:
+        """Forget ``stream`` and unsubscribe it, at once (idempotent)."""
+        if not stream.open:
+            return
+        stream.open = False
+        del self._streams[stream]
+        if stream.pending is not None:
+            pending, stream.pending = stream.pending, None
+            pending.addErrback(lambda _: None)
+            pending.cancel()
+        self.channel.unsubscribe(stream)
+        if not self._streams:
+            self._stop_keepalive()
+
+    def evict(self, stream: _Stream) -> None:
+        """Disconnect a client that stopped reading; everyone else goes on."""
+        self._log.warn(
+            "disconnecting slow client {peer}: more than {max_unsent} bytes unsent",
+            peer=stream.peer(),
+            max_unsent=self.max_unsent,
+        )
+        self.release(stream)
+        stream.abort()
+
+    def finish_stream(self, stream: _Stream, last: bytes) -> None:
+        """End one response cleanly after writing ``last`` and close the connection."""
+        if not stream.open:
+            return
+        request: Any = stream.request
+        self.release(stream)
+        channel = request.channel
+        if channel is None:
+            return
+        if request.producer is not None:
+            request.unregisterProducer()
+        if last:
+            request.write(last)
+        request.finish()
+        channel.loseConnection()
+
+    # -- keep-alive ----------------------------------------------------------
+
+    def _start_keepalive(self) -> None:
+        if self._timer is None and self.keepalive is not None and self._streams:
+            self._timer = self._reactor.callLater(self.keepalive, self._tick)
+
+    def _stop_keepalive(self) -> None:
+        if self._timer is not None:
+            if self._timer.active():
+                self._timer.cancel()
+            self._timer = None
+
+    def _tick(self) -> None:
+        """Send a keep-alive comment to every open stream."""
+        self._timer = None
+        for stream in tuple(self._streams):
+            if stream.open and stream.pending is None:
+                stream.send(_KEEPALIVE)
+        self._start_keepalive()
+
+    # -- shutdown ------------------------------------------------------------
+
+    def close(self, retry: float | None = None, *, spread: bool = True) -> None:
+        """End every stream and refuse new ones (``503`` with ``Retry-After``).
+
+        :param retry: if given, each stream gets a final ``retry:`` field first
+            so its client waits before reconnecting: with ``spread`` a uniformly
+            random delay up to ``retry`` seconds per client, so they do not all
+            come back at once; without it exactly ``retry`` seconds.
+        :param spread: randomize the final delay per client (see ``retry``).
+        :raises ValueError: if ``retry`` is negative or not a number.
+        """
+        seconds = _seconds("retry", retry, positive=False)
+        self._closed = True
+        for stream in tuple(self._streams):
+            last = b""
+            if seconds is not None:
+                delay = seconds * random.random() if spread else seconds
+                last = format_event(retry=_milliseconds(delay))
+            self.finish_stream(stream, last)
+        self._stop_keepalive()
+
+    def reopen(self) -> None:
+        """Accept new streams again after :meth:`close`."""
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<EventStreamResource {self.channel!r} streams={len(self._streams)}>"

@@ -1,0 +1,49 @@
+"""EventStreamService: what happens to open streams when the service stops."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from twisted.application.service import Service
+
+
+class Closable(Protocol):
+    """Something whose streams can be closed: a resource or a router."""
+
+    def close(self, retry: float | None = None, *, spread: bool = True) -> None:
+        """End every open stream."""
+
+
+class EventStreamService(Service):
+    """Tie the streams of a resource (or router) to a service's lifetime.
+
+    Put it in the same :class:`~twisted.application.service.MultiService` as
+    the listening port. On ``stopService`` it either closes every stream
+    (after a final ``retry:`` when ``final_retry`` is set, spread over clients
+    so they do not reconnect all at once) or leaves them connected.
+
+    :param streams: an :class:`EventStreamResource` or :class:`ChannelRouter`.
+    :param close_streams: close the streams on stop (``True``) or keep the
+        clients connected (``False``; the process decides when they go).
+    :param final_retry: seconds for the final ``retry:`` field, or ``None``.
+    :param spread: randomize the final delay per client up to ``final_retry``.
+    """
+
+    def __init__(
+        self,
+        streams: Closable,
+        *,
+        close_streams: bool = True,
+        final_retry: float | None = None,
+        spread: bool = True,
+    ) -> None:
+        self.streams = streams
+        self.close_streams = close_streams
+        self.final_retry = final_retry
+        self.spread = spread
+
+    def stopService(self) -> None:
+        """Close the streams, or not, as configured."""
+        super().stopService()
+        if self.close_streams:
+            self.streams.close(self.final_retry, spread=self.spread)
