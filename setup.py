@@ -37,7 +37,13 @@ setup(
             "pytest>=8",
             "pytest-twisted>=1.14",
             "hypothesis>=6.100",
+            # the Redis channel and hub tests (against a real redis-server)
+            "txredisapi>=1.6.0",
+            "hiredis>=2.0",
         ],
+        # RedisStreamChannel / `twistd sse-hub --redis`: txredisapi speaks RESP
+        # over Twisted; hiredis is its C reply parser (much faster than Python).
+        "redis": ["txredisapi>=1.6.0", "hiredis>=2.0"],
         "lint": ["ruff>=0.6", "mypy>=1.11", "mypy-zope>=1.0"],
         "docs": ["sphinx>=7", "myst-parser>=3"],
     },

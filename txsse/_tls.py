@@ -19,7 +19,7 @@ from twisted.internet import ssl
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.web.client import BrowserLikePolicyForHTTPS
 from twisted.web.iweb import IPolicyForHTTPS
-from zope.interface import implementer  # type: ignore[import-untyped]
+from zope.interface import implementer
 
 from txsse._types import TLSPolicy
 

@@ -8,7 +8,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import Protocol
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
 from twisted.web.iweb import IBodyProducer
-from zope.interface import implementer  # type: ignore[import-untyped]
+from zope.interface import implementer
 
 from txsse._types import TLSPolicy
 

@@ -144,7 +144,17 @@ class StreamEnded(TransientError):
     """The server ended the response body; the source reconnects."""
 
 
+class ChannelUnavailable(SSEError):
+    """The channel's broker (Redis) cannot be reached right now.
+
+    Raised, or failed with, by a channel's ``publish`` and ``subscribe`` while
+    its connection is down; the channel keeps reconnecting with backoff, so the
+    same call may succeed a moment later. The hub answers it with ``503``.
+    """
+
+
 __all__ = [
+    "ChannelUnavailable",
     "ConnectTimeout",
     "ConnectionFailed",
     "ContentTypeError",

@@ -1,0 +1,358 @@
+"""The hub's HTTP handling, options and relay, in-process on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+import treq
+from _hubhelpers import Stream, publish, until
+from twisted.application.service import MultiService
+from twisted.internet import reactor
+from twisted.internet.defer import fail, succeed
+from twisted.python import usage
+from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
+from twisted.web.server import Site
+from zope.interface import implementer
+
+from txsse._hub import Hub
+from txsse._hubtap import Options, makeService
+from txsse._relay import UpstreamRelay
+from txsse.errors import ChannelUnavailable
+from txsse.server import EventStreamResource, IEventChannel, MemoryChannel
+
+
+class Served:
+    """A hub listening on a loopback port."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.port: Any = reactor.listenTCP(0, hub.site(), interface="127.0.0.1")  # type: ignore[attr-defined]
+        self.base = f"http://127.0.0.1:{self.port.getHost().port}"
+
+
+@pytest.fixture
+def serve() -> Iterator[Any]:
+    """``serve(**hub_options)`` starts a memory hub; everything is stopped after the test."""
+    served: list[Served] = []
+
+    def start(**options: Any) -> Served:
+        options.setdefault("publish_token", "secret")
+        options.setdefault("keepalive", None)
+        channels = options.pop("channels", None)
+        hub = Hub(channels or (lambda name: MemoryChannel(100)), **options)
+        served.append(Served(hub))
+        return served[-1]
+
+    yield start
+    for s in served:
+        s.hub.close()
+        s.port.stopListening()
+
+
+async def get(url: str, **headers: str) -> Any:
+    return await treq.get(url, headers=headers, persistent=False)
+
+
+async def text(response: Any) -> str:
+    return (await response.content()).decode()
+
+
+@pytest_twisted.ensureDeferred
+async def test_publish_answers_the_id_and_subscribers_get_the_event(serve: Any) -> None:
+    """POST with the token answers JSON {id, topic}; the event reaches a subscriber."""
+    hub = serve()
+    stream = await Stream(f"{hub.base}/topics/news").open()
+    assert stream.status == 200
+    assert stream.response.headers.getRawHeaders("content-type") == [
+        "text/event-stream; charset=utf-8"
+    ]
+    response = await publish(hub.base, "news", "line 1\nline 2", event="update")
+    assert response.code == 200
+    body = await response.json()
+    assert body["topic"] == "news" and body["id"]
+    await until(lambda: len(stream.events) == 1)
+    event = stream.events[0]
+    assert (event.data, event.event, event.id) == ("line 1\nline 2", "update", body["id"])
+    await stream.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_publishing_needs_the_token(serve: Any) -> None:
+    """No token or a wrong one: 401 with WWW-Authenticate; nothing is published."""
+    hub = serve()
+    missing = await publish(hub.base, "t", "x", token="")
+    assert missing.code == 401
+    assert missing.headers.getRawHeaders("www-authenticate") == ['Bearer realm="txsse-hub"']
+    assert "Authorization: Bearer" in await text(missing)
+    wrong = await publish(hub.base, "t", "x", token="guess")
+    assert wrong.code == 401
+    assert "invalid_token" in wrong.headers.getRawHeaders("www-authenticate")[0]
+    assert hub.hub.router.channel("t").last_id is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_subscribing_can_need_a_token(serve: Any) -> None:
+    """With a subscribe token, GET needs it as a bearer header or access_token parameter."""
+    hub = serve(subscribe_token="sub")
+    assert (await get(f"{hub.base}/topics/t")).code == 401
+    assert (await get(f"{hub.base}/topics/t?access_token=bad")).code == 401
+    by_header = await Stream(f"{hub.base}/topics/t", Authorization="Bearer sub").open()
+    by_query = await Stream(f"{hub.base}/topics/t?access_token=sub").open()
+    assert (by_header.status, by_query.status) == (200, 200)
+    await by_header.close()
+    await by_query.close()
+
+
+@implementer(IBodyProducer)
+class Chunked:
+    """A request body of unknown length: sent with chunked encoding."""
+
+    length = UNKNOWN_LENGTH
+
+    def __init__(self, parts: list[bytes]) -> None:
+        self.parts = parts
+
+    def startProducing(self, consumer: Any) -> Any:
+        for part in self.parts:
+            consumer.write(part)
+        return succeed(None)
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
+
+    def stopProducing(self) -> None:
+        pass
+
+
+@pytest_twisted.ensureDeferred
+async def test_too_large_bodies_get_413(serve: Any) -> None:
+    """Bodies over max_event_size get 413, with a Content-Length or chunked."""
+    hub = serve(max_event_size=10)
+    assert (await publish(hub.base, "t", "x" * 10)).code == 200
+    response = await publish(hub.base, "t", "x" * 11)
+    assert response.code == 413
+    assert "--max-event-size" in await text(response)
+
+    chunked = await treq.post(
+        f"{hub.base}/topics/t",
+        data=Chunked([b"x" * 8, b"x" * 8]),
+        headers={"Authorization": "Bearer secret"},
+        persistent=False,
+    )
+    assert chunked.code == 413
+
+
+@pytest_twisted.ensureDeferred
+async def test_bad_requests_get_clear_4xx(serve: Any) -> None:
+    """Bad names, bodies, event types and methods are refused with a reason."""
+    hub = serve()
+    cases: list[tuple[Any, int, str]] = [
+        (publish(hub.base, "bad%20name", "x"), 400, "topic name"),
+        (publish(hub.base, ".hidden", "x"), 400, "topic name"),
+        (publish(hub.base, "t", "x", event="a\nb"), 400, "Bad Request"),
+        (publish(hub.base, "t", "x", event=""), 400, "must not be empty"),
+        (
+            treq.post(
+                f"{hub.base}/topics/t",
+                data=b"\xff",
+                persistent=False,
+                headers={"Authorization": "Bearer secret"},
+            ),
+            400,
+            "UTF-8",
+        ),
+        (
+            treq.post(
+                f"{hub.base}/topics/t?event=a&event=b",
+                data=b"x",
+                persistent=False,
+                headers={"Authorization": "Bearer secret"},
+            ),
+            400,
+            "once",
+        ),
+        (treq.put(f"{hub.base}/topics/t", data=b"x", persistent=False), 405, "POST publishes"),
+        (get(f"{hub.base}/topics/t/extra"), 404, "/topics/<name>"),
+        (get(f"{hub.base}/topics"), 404, "/topics/<name>"),
+    ]
+    for request, status, message in cases:
+        response = await request
+        assert response.code == status, message
+        assert message in await text(response)
+    put = await treq.put(f"{hub.base}/topics/t", data=b"x", persistent=False)
+    assert put.headers.getRawHeaders("allow") == ["GET, HEAD, POST, OPTIONS"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_cors_allows_listed_origins_only(serve: Any) -> None:
+    """Listed origins get Access-Control-Allow-Origin; others 403; preflights answered."""
+    hub = serve(cors_origins=["https://app.example"])
+    allowed = await Stream(f"{hub.base}/topics/t", Origin="https://app.example").open()
+    assert allowed.status == 200
+    assert allowed.response.headers.getRawHeaders("access-control-allow-origin") == [
+        "https://app.example"
+    ]
+    await allowed.close()
+    other = await get(f"{hub.base}/topics/t", Origin="https://evil.example")
+    assert other.code == 403 and "--cors-origin" in await text(other)
+    same = await get(f"{hub.base}/health", Origin=hub.base)
+    assert same.code == 200
+    preflight = await treq.request(
+        "OPTIONS", f"{hub.base}/topics/t", persistent=False,
+        headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"},
+    )  # fmt: skip
+    assert preflight.code == 204
+    assert "Authorization" in preflight.headers.getRawHeaders("access-control-allow-headers")[0]
+    assert "POST" in preflight.headers.getRawHeaders("access-control-allow-methods")[0]
+
+
+@pytest_twisted.ensureDeferred
+async def test_subscriber_limit(serve: Any) -> None:
+    """Past max_subscribers new streams get 503; a closed stream frees its place."""
+    hub = serve(max_subscribers=2)
+    first = await Stream(f"{hub.base}/topics/a").open()
+    second = await Stream(f"{hub.base}/topics/b").open()
+    refused = await get(f"{hub.base}/topics/a")
+    assert refused.code == 503 and "--max-subscribers" in await text(refused)
+    await first.close()
+    await until(lambda: hub.hub.subscribers == 1, what="the closed stream to be released")
+    third = await Stream(f"{hub.base}/topics/a").open()
+    assert third.status == 200
+    await second.close()
+    await third.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_topic_limit(serve: Any) -> None:
+    """Past max_topics, a new topic is refused with 404 and a reason."""
+    hub = serve(max_topics=1)
+    assert (await publish(hub.base, "one", "x")).code == 200
+    response = await publish(hub.base, "two", "x")
+    assert response.code == 404 and "--max-topics" in await text(response)
+
+
+@implementer(IEventChannel)
+class DownChannel(MemoryChannel):
+    """A channel whose broker is down."""
+
+    def publish(self, data: str, event: str | None = None, id: str | None = None) -> Any:
+        return fail(ChannelUnavailable("Redis is down"))
+
+
+@pytest_twisted.ensureDeferred
+async def test_backend_down_answers_503(serve: Any) -> None:
+    """Backend unreachable: publishers and new subscribers get 503 with Retry-After."""
+    hub = serve(channels=lambda name: DownChannel(10), available=lambda: False)
+    response = await publish(hub.base, "t", "x")
+    assert response.code == 503
+    assert response.headers.getRawHeaders("retry-after") == ["1"]
+    assert "nothing was published" in await text(response)
+    subscriber = await get(f"{hub.base}/topics/t")
+    assert subscriber.code == 503 and "Redis" in await text(subscriber)
+    assert (await get(f"{hub.base}/health")).code == 503
+
+
+def test_hub_refuses_bad_limits() -> None:
+    """Empty tokens and non-positive limits raise ValueError."""
+    with pytest.raises(ValueError):
+        Hub(MemoryChannel, publish_token="")
+    with pytest.raises(ValueError):
+        Hub(MemoryChannel, publish_token="x", max_subscribers=0)
+
+
+def parse(*args: str) -> Options:
+    options = Options()
+    options.parseOptions(list(args))
+    return options
+
+
+def test_options_defaults_and_token_file(tmp_path: Path) -> None:
+    """Token files are read (trailing newline dropped); defaults are sensible."""
+    token = tmp_path / "t"
+    token.write_text("s3cret\n")
+    options = parse("--publish-token-file", str(token), "--cors-origin", "https://a.example/",
+                    "--upstream", "x=http://127.0.0.1:1/", "--keepalive", "0")  # fmt: skip
+    assert options["publish-token"] == "s3cret"
+    assert options["subscribe-token"] is None
+    assert options["cors-origin"] == ["https://a.example"]
+    assert options["upstream"] == [("x", "http://127.0.0.1:1/")]
+    assert options["keepalive"] is None
+    assert options["history"] == 1000 and options["redis"] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "publishing needs a token"),
+        (("--publish-token", "x", "--publish-token-file", "f"), "not both"),
+        (("--publish-token-file", "/nonexistent/t"), "cannot read"),
+        (("--publish-token", "x", "--redis", "http://nope"), "unsupported Redis URL"),
+        (("--publish-token", "x", "--upstream", "t"), "TOPIC=URL"),
+        (("--publish-token", "x", "--upstream", "t=ftp://x"), "http://"),
+        (("--publish-token", "x", "--upstream", "t=http://a", "--upstream", "t=http://b"), "two"),
+        (("--publish-token", "x", "--cors-origin", "example.com"), "give an origin"),
+        (("--publish-token", "x", "--history", "0"), "positive"),
+        (("--publish-token", "x", "--keepalive", "-1"), "seconds"),
+    ],
+)
+def test_options_refuse_bad_command_lines(args: tuple[str, ...], message: str) -> None:
+    """Each bad command line is refused with a message naming the problem."""
+    with pytest.raises(usage.UsageError, match=message):
+        parse(*args)
+
+
+def test_make_service_memory_and_redis() -> None:
+    """The service has the web server, shutdown service, relays and (with --redis) Redis."""
+    memory = makeService(parse("--publish-token", "x", "--upstream", "t=http://127.0.0.1:1/"))
+    assert isinstance(memory, MultiService)
+    names = [type(s).__name__ for s in memory]
+    assert names == ["StreamServerEndpointService", "EventStreamService", "UpstreamRelay"]
+    redis = makeService(parse("--publish-token", "x", "--redis", "redis://127.0.0.1:1/2"))
+    assert type(next(iter(redis))).__name__ == "RedisConnection"
+
+
+@pytest_twisted.async_yield_fixture
+async def upstream() -> AsyncIterator[tuple[MemoryChannel, EventStreamResource, str]]:
+    """A loopback upstream event stream (memory channel), stopped after the test."""
+    channel = MemoryChannel(100)
+    resource = EventStreamResource(channel, keepalive=None, retry=0.05)
+    port: Any = reactor.listenTCP(0, Site(resource), interface="127.0.0.1")  # type: ignore[attr-defined]
+    yield channel, resource, f"http://127.0.0.1:{port.getHost().port}/"
+    resource.close()
+    await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_relay_retries_publishing_while_the_channel_is_down(
+    upstream: tuple[MemoryChannel, EventStreamResource, str],
+) -> None:
+    """Publish failures (Redis down) are retried; every upstream event arrives once, in order."""
+    channel, _resource, url = upstream
+    published: list[tuple[str, str, str | None]] = []
+    failures = [2]
+
+    def flaky(topic: str, data: str, event: str | None) -> Any:
+        if failures[0]:
+            failures[0] -= 1
+            return fail(ChannelUnavailable("down"))
+        published.append((topic, data, event))
+        return "id"
+
+    relay = UpstreamRelay("t", url, flaky, reconnect_delay=0.05)
+    relay.startService()
+    try:
+        await relay.source.when_open()
+        for i in range(5):
+            channel.publish(f"e{i}", event=None if i % 2 else "kind")
+        await until(lambda: len(published) == 5, what="every event to be relayed")
+        assert published == [("t", f"e{i}", None if i % 2 else "kind") for i in range(5)]
+        assert relay.relayed == 5
+    finally:
+        await relay.stopService()

@@ -1,0 +1,231 @@
+"""RedisStreamChannel and RedisConnection against a real redis-server."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import pytest_twisted
+from _redisserver import RedisServer, redis_server  # noqa: F401 (fixture)
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
+from zope.interface import implementer
+
+from txsse import EventStreamParser
+from txsse.errors import ChannelUnavailable
+from txsse.server._channel import IEventChannel, ISubscriber, Replay
+from txsse.server._redis import RedisStreamChannel
+from txsse.server._redisconn import RedisConnection, parse_redis_url
+
+pytestmark = pytest.mark.slow
+
+
+async def until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "") -> None:
+    """Let the reactor run until ``condition()`` is true; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what or condition}")
+        await deferLater(reactor, 0.01, lambda: None)
+
+
+@implementer(ISubscriber)
+class Recorder:
+    """Collects what a channel sends; parses it back into events."""
+
+    def __init__(self) -> None:
+        self.parser = EventStreamParser()
+        self.events: list[Any] = []
+        self.ended = False
+
+    def send(self, chunk: bytes) -> None:
+        self.events.extend(self.parser.feed(chunk))
+
+    def end(self) -> None:
+        self.ended = True
+
+    def take(self, replay: Replay) -> Replay:
+        self.send(replay.chunk)
+        return replay
+
+    @property
+    def data(self) -> list[str]:
+        return [e.data for e in self.events]
+
+
+@pytest_twisted.async_yield_fixture
+async def conn(redis_server: RedisServer) -> AsyncIterator[RedisConnection]:  # noqa: F811
+    """A started connection to the test's redis-server."""
+    connection = RedisConnection(redis_server.url, reply_timeout=5.0)
+    connection.startService()
+    await connection.when_connected()
+    yield connection
+    await connection.stopService()
+
+
+async def subscribe(channel: RedisStreamChannel, last_event_id: str | None = None) -> Recorder:
+    recorder = Recorder()
+    await channel.subscribe(recorder, last_event_id).addCallback(recorder.take)
+    return recorder
+
+
+def test_parse_redis_url() -> None:
+    """URLs give host, port, db, credentials and TLS; bad ones a clear ValueError."""
+    url = parse_redis_url("rediss://user:p%40ss@example.com:6380/2")
+    assert (url.host, url.port, url.db, url.username, url.password, url.tls) == (
+        "example.com", 6380, 2, "user", "p@ss", True,
+    )  # fmt: skip
+    assert "p@ss" not in str(url)
+    assert parse_redis_url("redis://localhost").port == 6379
+    assert parse_redis_url("unix:///run/redis.sock?db=3").path == "/run/redis.sock"
+    for bad in ("http://x", "redis://", "redis://h/x", "redis://h:99999999"):
+        with pytest.raises(ValueError):
+            parse_redis_url(bad)
+
+
+def test_provides_interface() -> None:
+    """The channel provides IEventChannel and validates its arguments."""
+    conn = RedisConnection("redis://127.0.0.1:1")
+    assert IEventChannel.providedBy(RedisStreamChannel(conn, "k"))
+    for kwargs in ({"history": 0}, {"batch": 0}, {"block": 0}):
+        with pytest.raises(ValueError):
+            RedisStreamChannel(conn, "k", **kwargs)
+
+
+@pytest_twisted.ensureDeferred
+async def test_publish_returns_stream_ids_and_fans_out(conn: RedisConnection) -> None:
+    """Publish answers the stream id; two subscribers get every event, encoded once."""
+    channel = RedisStreamChannel(conn, "t:fan", history=100)
+    a, b = await subscribe(channel), await subscribe(channel)
+    ids = [await channel.publish(f"e{i}", event="tick" if i % 2 else None) for i in range(5)]
+    assert all(parse_id_ok(i) for i in ids) and ids == sorted(ids, key=split)
+    await until(lambda: len(a.events) == 5 and len(b.events) == 5)
+    assert a.data == [f"e{i}" for i in range(5)]
+    assert [e.id for e in b.events] == ids
+    assert [e.event for e in b.events] == ["message", "tick", "message", "tick", "message"]
+    assert channel.subscriber_count == 2
+    channel.unsubscribe(a)
+    channel.unsubscribe(b)
+    assert channel.subscriber_count == 0
+    await channel.close()
+
+
+def split(text: str) -> tuple[int, int]:
+    ms, seq = text.split("-")
+    return int(ms), int(seq)
+
+
+def parse_id_ok(text: str) -> bool:
+    return all(part.isdigit() for part in text.split("-")) and text.count("-") == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_replay_after_id_then_live_without_gap_or_duplicate(conn: RedisConnection) -> None:
+    """Resuming after an id replays what followed it, then joins live events exactly."""
+    channel = RedisStreamChannel(conn, "t:replay", history=100)
+    ids = [await channel.publish(f"e{i}") for i in range(10)]
+    live = await subscribe(channel)
+    resumed = await subscribe(channel, ids[3])
+    assert resumed.data == [f"e{i}" for i in range(4, 10)]
+    for i in range(10, 15):
+        await channel.publish(f"e{i}")
+    await until(lambda: len(resumed.events) == 11 and len(live.events) == 5)
+    assert resumed.data == [f"e{i}" for i in range(4, 15)]
+    assert live.data == [f"e{i}" for i in range(10, 15)]
+    await channel.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_concurrent_publishers_and_joins_lose_nothing(conn: RedisConnection) -> None:
+    """Subscribers joining while events stream in get each event exactly once, in order."""
+    channel = RedisStreamChannel(conn, "t:race", history=10_000)
+    first = await channel.publish("start")
+    publishing = [channel.publish(f"e{i}") for i in range(300)]
+    joins: list[Deferred[Any]] = []
+    recorders: list[Recorder] = []
+    for i in range(3):
+        recorder = Recorder()
+        recorders.append(recorder)
+        joins.append(channel.subscribe(recorder, first).addCallback(recorder.take))
+        publishing += [channel.publish(f"f{i}-{j}") for j in range(50)]
+    await Deferred.fromCoroutine(_all(publishing))
+    await Deferred.fromCoroutine(_all(joins))
+    expected = [f"e{i}" for i in range(300)] + [f"f{i}-{j}" for i in range(3) for j in range(50)]
+    await until(lambda: all(len(r.events) == len(expected) for r in recorders), what="all events")
+    for recorder in recorders:
+        assert recorder.data == expected
+    await channel.close()
+
+
+async def _all(ds: list[Deferred[Any]]) -> None:
+    for d in ds:
+        await d
+
+
+@pytest_twisted.ensureDeferred
+async def test_gap_when_id_older_than_history(conn: RedisConnection) -> None:
+    """An id trimmed away (or unknown, or in the future) is a gap with the whole history."""
+    channel = RedisStreamChannel(conn, "t:gap", history=1)
+    old = await channel.publish("old")
+    for i in range(300):  # MAXLEN ~ trims whole nodes: publish well past the history
+        await channel.publish(f"e{i}")
+    replay = await channel.subscribe(Recorder(), old)
+    assert replay.gap and replay.oldest_id is not None and split(replay.oldest_id) > split(old)
+    assert replay.chunk.endswith(b"data: e299\n\n")
+    for bad in ("not-an-id", "99999999999999-0"):
+        assert (await channel.subscribe(Recorder(), bad)).gap
+    latest = await channel.publish("latest")
+    exact = await channel.subscribe(Recorder(), latest)
+    assert not exact.gap and exact.chunk == b""
+    await channel.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_unknown_stream_is_a_gap_only_when_an_id_is_given(conn: RedisConnection) -> None:
+    """A stream that does not exist: no replay for new subscribers, a gap for resumers."""
+    channel = RedisStreamChannel(conn, "t:none")
+    assert await channel.subscribe(Recorder()) == Replay(b"", False, None)
+    assert (await channel.subscribe(Recorder(), "1-0")).gap
+    await channel.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_bad_events_fail_with_value_error(conn: RedisConnection) -> None:
+    """Event types with line breaks and ids Redis refuses fail with ValueError."""
+    channel = RedisStreamChannel(conn, "t:bad")
+    with pytest.raises(ValueError):
+        await channel.publish("x", event="a\nb")
+    await channel.publish("x", id="5-0")
+    with pytest.raises(ValueError, match="id"):
+        await channel.publish("y", id="4-0")
+    assert await channel.publish("z", id="6-0") == "6-0"
+    assert await channel.publish_json({"a": [1]}) is not None
+
+
+@pytest_twisted.ensureDeferred
+async def test_publish_fails_fast_while_redis_is_down_and_recovers(
+    redis_server: RedisServer,  # noqa: F811
+    conn: RedisConnection,
+) -> None:
+    """Redis down: publish fails at once with ChannelUnavailable; the live stream survives."""
+    channel = RedisStreamChannel(conn, "t:outage", history=100)
+    sub = await subscribe(channel)
+    await channel.publish("before")
+    await until(lambda: sub.data == ["before"])
+    redis_server.stop()
+    await until(lambda: not conn.connected, what="the connection to notice")
+    started = time.monotonic()
+    with pytest.raises(ChannelUnavailable):
+        await channel.publish("during")
+    assert time.monotonic() - started < 1.0
+    with pytest.raises(ChannelUnavailable):
+        await channel.subscribe(Recorder())
+    redis_server.start()
+    await conn.when_connected()
+    await channel.publish("after")
+    await until(lambda: sub.data == ["before", "after"], what="the reader to reconnect")
+    assert not sub.ended
+    await channel.close()

@@ -1,0 +1,432 @@
+"""The hub's HTTP side: ``/topics/<name>`` to subscribe (GET) and publish (POST).
+
+Subscribing is :class:`~txsse.server.EventStreamResource` (resume with
+``Last-Event-ID``, keep-alives, slow clients) behind a
+:class:`~txsse.server.ChannelRouter`; this module adds what a public hub
+needs in front of it: bearer tokens, CORS, a subscriber limit, a body size
+limit and clear 4xx/5xx answers.
+"""
+
+from __future__ import annotations
+
+import hmac
+import io
+import json
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from twisted.internet.defer import maybeDeferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import NOT_DONE_YET, Request, Site
+
+from txsse.errors import ChannelUnavailable
+from txsse.server._channel import IEventChannel
+from txsse.server._router import ChannelRouter
+
+TOPIC_NAME = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}\Z")
+"""Valid topic names: letters, digits, ``_ . -``; 1 to 128 characters, not starting with a dot."""
+
+_ALLOW = b"GET, HEAD, POST, OPTIONS"
+_PREFLIGHT_HEADERS = b"Authorization, Content-Type, Last-Event-ID, Cache-Control"
+
+
+def _token_matches(given: str | None, expected: str) -> bool:
+    """Constant-time comparison of a presented token with the configured one."""
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _bearer(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or ``None``."""
+    header = request.getHeader(b"authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.decode("latin-1").strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _answer(request: Request, status: int, message: str, **headers: str) -> bytes:
+    """A plain-text error answer: the status and one line saying what to do."""
+    request.setResponseCode(status)
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    request.setHeader(b"cache-control", b"no-store")
+    for name, value in headers.items():
+        request.setHeader(name.replace("_", "-").encode(), value.encode())
+    return message.encode() + b"\n"
+
+
+class HubRequest(Request):
+    """A request whose body is dropped past ``max_body`` bytes (then answered 413).
+
+    The body is never buffered beyond the limit, whatever ``Content-Length``
+    says or however long a chunked body goes on.
+    """
+
+    max_body = 64 * 1024
+
+    def gotLength(self, length: int | None) -> None:
+        """Refuse to buffer a body announced larger than the limit."""
+        self.body_too_large = length is not None and length > self.max_body
+        self._body_received = 0
+        if self.body_too_large:
+            self.content = io.BytesIO()
+        else:
+            super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        """Buffer body bytes up to the limit; past it, drop them."""
+        if self.body_too_large:
+            return
+        self._body_received += len(data)
+        if self._body_received > self.max_body:
+            self.body_too_large = True
+            buffered, self.content = self.content, io.BytesIO()
+            if buffered is not None:
+                buffered.close()
+            return
+        super().handleContentChunk(data)
+
+
+class Hub:
+    """Topics served over HTTP, with auth, CORS and limits.
+
+    :param channel_factory: makes the channel of a topic on first use
+        (``MemoryChannel`` per topic, or ``RedisStreamChannel``).
+    :param publish_token: the bearer token publishers must present.
+    :param subscribe_token: the token subscribers must present (header or
+        ``access_token`` query parameter), or ``None`` for open subscribing.
+    :param keepalive: seconds between keep-alive comments, or ``None``.
+    :param retry: seconds for the ``retry:`` hint sent to subscribers, or ``None``.
+    :param max_subscribers: the most streams open at once, over all topics;
+        more get ``503``.
+    :param max_event_size: the largest publish body in bytes; larger get ``413``.
+    :param cors_origins: origins (``https://app.example``) whose pages may
+        subscribe and publish; ``*`` for any. Other cross-origin requests get ``403``.
+    :param max_topics: the most topics created (``404`` past that).
+    :param available: tells whether the backend is reachable now; while it
+        is not, new subscribers get ``503`` at once.
+    :param stream_options: more keyword arguments for
+        :class:`~txsse.server.EventStreamResource` (``reactor``, ``max_unsent``).
+    :raises ValueError: for an empty token or out-of-range limits.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        channel_factory: Callable[[str], IEventChannel],
+        *,
+        publish_token: str,
+        subscribe_token: str | None = None,
+        keepalive: float | None = 15.0,
+        retry: float | None = None,
+        max_subscribers: int = 10_000,
+        max_event_size: int = 64 * 1024,
+        cors_origins: Iterable[str] = (),
+        max_topics: int = 1000,
+        available: Callable[[], bool] = lambda: True,
+        **stream_options: Any,
+    ) -> None:
+        if not publish_token or (subscribe_token is not None and not subscribe_token):
+            raise ValueError("tokens must not be empty")
+        for name, value in (
+            ("max_subscribers", max_subscribers),
+            ("max_event_size", max_event_size),
+            ("max_topics", max_topics),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, not {value!r}")
+        self.publish_token = publish_token
+        self.subscribe_token = subscribe_token
+        self.max_subscribers = max_subscribers
+        self.max_event_size = max_event_size
+        self.cors_origins = frozenset(o.rstrip("/") for o in cors_origins)
+        self.available = available
+        self.subscribers = 0
+        self.router = ChannelRouter(
+            default=channel_factory,
+            max_channels=max_topics,
+            keepalive=keepalive,
+            retry=retry,
+            **stream_options,
+        )
+
+    def resource(self) -> IResource:
+        """The root resource: ``/topics/<name>`` and ``/health``."""
+        root = Resource()
+        root.putChild(b"topics", _Topics(self))
+        root.putChild(b"health", _Health(self))
+        return root
+
+    def site(self) -> Site:
+        """A :class:`~twisted.web.server.Site` serving :meth:`resource` with the body limit."""
+        request_class = type("LimitedHubRequest", (HubRequest,), {"max_body": self.max_event_size})
+        return Site(self.resource(), requestFactory=request_class)
+
+    def channel(self, topic: str) -> IEventChannel:
+        """The channel of ``topic``, created on first use.
+
+        :raises ValueError: if the name is not a valid topic name.
+        :raises KeyError: if ``max_topics`` topics exist already.
+        """
+        if not TOPIC_NAME.match(topic):
+            raise ValueError(f"invalid topic name {topic!r}")
+        return self.router.channel(topic)
+
+    def publish(self, topic: str, data: str, event: str | None = None) -> Any:
+        """Publish to a topic (what ``POST /topics/<topic>`` does, without HTTP).
+
+        :returns: the id, or a Deferred of it (see :meth:`IEventChannel.publish`).
+        :raises ValueError: for an invalid topic name or event.
+        """
+        return self.channel(topic).publish(data, event)
+
+    def close(self, retry: float | None = None, *, spread: bool = True) -> None:
+        """Close every subscriber's stream (for :class:`~txsse.server.EventStreamService`)."""
+        self.router.close(retry, spread=spread)
+
+    # -- checks shared by the methods ---------------------------------------
+
+    def check_origin(self, request: Request) -> bytes | None:
+        """Set the CORS headers, or answer ``403`` for an origin not allowed.
+
+        :returns: the error body, or ``None`` when the request may go on.
+        """
+        origin_header = request.getHeader(b"origin")
+        if origin_header is None:
+            return None
+        origin = origin_header.decode("latin-1")
+        allowed = "*" in self.cors_origins or origin in self.cors_origins
+        host = request.getHeader(b"host")
+        same = host is not None and urlsplit(origin).netloc == host.decode("latin-1")
+        if allowed:
+            request.setHeader(b"access-control-allow-origin", origin_header)
+            request.setHeader(b"vary", b"Origin")
+            return None
+        if same:
+            return None
+        return _answer(
+            request,
+            403,
+            f"Forbidden: pages from origin {origin} may not use this hub; "
+            "start it with --cors-origin for that origin",
+        )
+
+    def check_token(self, request: Request, expected: str | None, action: str) -> bytes | None:
+        """Answer ``401`` unless the request carries the expected bearer token.
+
+        :returns: the error body, or ``None`` when the request may go on.
+        """
+        if expected is None:
+            return None
+        given = _bearer(request)
+        if given is None and action == "subscribing":
+            values = request.args.get(b"access_token")
+            given = values[0].decode("utf-8", "replace") if values else None
+        if _token_matches(given, expected):
+            return None
+        flag = "--publish-token" if action == "publishing" else "--subscribe-token"
+        if given is None:
+            return _answer(
+                request, 401,
+                f"Unauthorized: {action} needs the header 'Authorization: Bearer <token>' "
+                f"with the hub's {flag}",
+                www_authenticate='Bearer realm="txsse-hub"',
+            )  # fmt: skip
+        return _answer(
+            request, 401, f"Unauthorized: wrong token for {action}",
+            www_authenticate='Bearer realm="txsse-hub", error="invalid_token"',
+        )  # fmt: skip
+
+
+class _Health(Resource):
+    """``GET /health``: 200 when the backend is reachable, 503 otherwise."""
+
+    isLeaf = True
+
+    def __init__(self, hub: Hub) -> None:
+        super().__init__()
+        self._hub = hub
+
+    def render_GET(self, request: Request) -> bytes:
+        if self._hub.available():
+            return _answer(request, 200, f"ok: {self._hub.subscribers} subscribers")
+        return _answer(request, 503, "unavailable: the backend (Redis) is unreachable")
+
+
+class _Topics(Resource):
+    """``/topics/<name>``: a valid name gets its topic, anything else ``400``/``404``."""
+
+    def __init__(self, hub: Hub) -> None:
+        super().__init__()
+        self._hub = hub
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        try:
+            name = path.decode("utf-8")
+        except UnicodeDecodeError:
+            name = ""
+        if request.postpath:  # /topics/<name>/more
+            return _Fixed(404, "Not Found: use /topics/<name>")
+        return _Topic(self._hub, name)
+
+    def render(self, request: Request) -> bytes:
+        return _answer(request, 404, "Not Found: use /topics/<name>")
+
+
+class _Fixed(Resource):
+    """A fixed plain-text answer."""
+
+    isLeaf = True
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__()
+        self._status = status
+        self._message = message
+
+    def render(self, request: Request) -> bytes:
+        return _answer(request, self._status, self._message)
+
+
+class _Topic(Resource):
+    """One topic: GET/HEAD subscribe, POST publishes, OPTIONS answers preflights."""
+
+    isLeaf = True
+    _log = Logger()
+
+    def __init__(self, hub: Hub, name: str) -> None:
+        super().__init__()
+        self._hub = hub
+        self._name = name
+
+    def render(self, request: Request) -> bytes | int:
+        hub = self._hub
+        refused = hub.check_origin(request)
+        if refused is not None:
+            return refused
+        if not TOPIC_NAME.match(self._name):
+            return _answer(
+                request, 400,
+                "Bad Request: a topic name is 1 to 128 letters, digits, '_', '.' or '-' "
+                "(not starting with '.')",
+            )  # fmt: skip
+        method = request.method
+        if method in (b"GET", b"HEAD"):
+            return self._subscribe(request)
+        if method == b"POST":
+            return self._publish(request)
+        if method == b"OPTIONS":
+            request.setResponseCode(204)
+            request.setHeader(b"access-control-allow-methods", _ALLOW)
+            request.setHeader(b"access-control-allow-headers", _PREFLIGHT_HEADERS)
+            request.setHeader(b"access-control-max-age", b"600")
+            request.setHeader(b"allow", _ALLOW)
+            return b""
+        return _answer(
+            request, 405,
+            "Method Not Allowed: GET (or HEAD) subscribes, POST publishes",
+            allow=_ALLOW.decode(),
+        )  # fmt: skip
+
+    def _subscribe(self, request: Request) -> bytes | int:
+        hub = self._hub
+        refused = hub.check_token(request, hub.subscribe_token, "subscribing")
+        if refused is not None:
+            return refused
+        if not hub.available():
+            return _answer(
+                request, 503, "Service Unavailable: the hub cannot reach Redis; retry later",
+                retry_after="1",
+            )  # fmt: skip
+        if request.method == b"GET":
+            if hub.subscribers >= hub.max_subscribers:
+                return _answer(
+                    request, 503,
+                    f"Service Unavailable: this hub serves {hub.max_subscribers} subscribers "
+                    "already (--max-subscribers); retry later or use another hub process",
+                    retry_after="5",
+                )  # fmt: skip
+            hub.subscribers += 1
+            request.notifyFinish().addBoth(self._unsubscribed)
+        try:
+            resource = hub.router.getChild(self._name.encode(), request)
+        except Exception:  # pragma: no cover - the factory failing is a bug
+            self._log.failure("cannot create topic {topic}", topic=self._name)
+            return _answer(request, 500, "Internal Server Error")
+        result: bytes | int = resource.render(request)
+        return result
+
+    def _unsubscribed(self, _: object) -> None:
+        self._hub.subscribers -= 1
+
+    def _publish(self, request: Request) -> bytes | int:
+        hub = self._hub
+        refused = hub.check_token(request, hub.publish_token, "publishing")
+        if refused is not None:
+            return refused
+        if getattr(request, "body_too_large", False):
+            return _answer(
+                request, 413,
+                f"Content Too Large: an event's data is at most {hub.max_event_size} bytes "
+                "(--max-event-size)",
+            )  # fmt: skip
+        events = request.args.get(b"event", [])
+        if len(events) > 1:
+            return _answer(request, 400, "Bad Request: give the event parameter once")
+        try:
+            data = (request.content.read() if request.content else b"").decode("utf-8")
+            event = events[0].decode("utf-8") if events else None
+        except UnicodeDecodeError:
+            return _answer(request, 400, "Bad Request: the body and event type must be UTF-8")
+        if event == "":
+            return _answer(request, 400, "Bad Request: the event parameter must not be empty")
+        try:
+            channel = hub.channel(self._name)
+        except KeyError:
+            return _answer(
+                request, 404, "Not Found: this hub has as many topics as it may (--max-topics)"
+            )
+        gone: list[bool] = []
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
+        d = maybeDeferred(channel.publish, data, event)
+        d.addCallbacks(
+            self._published, self._publish_failed, callbackArgs=(request,), errbackArgs=(request,)
+        )
+        d.addCallback(lambda body: self._reply(body, request, gone))
+        return NOT_DONE_YET
+
+    def _published(self, event_id: str, request: Request) -> bytes:
+        request.setResponseCode(200)
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
+        return json.dumps({"id": event_id, "topic": self._name}).encode() + b"\n"
+
+    @staticmethod
+    def _reply(body: object, request: Request, gone: list[bool]) -> None:
+        """Send the answer, unless the publisher hung up (the event may be stored)."""
+        if not gone:
+            request.write(body)
+            request.finish()
+
+    def _publish_failed(self, failure: Failure, request: Request) -> bytes:
+        if failure.check(ValueError):
+            body = _answer(request, 400, f"Bad Request: {failure.getErrorMessage()}")
+        elif failure.check(ChannelUnavailable):
+            self._log.warn(
+                "publish to {topic} failed: {error}",
+                topic=self._name,
+                error=failure.getErrorMessage(),
+            )
+            body = _answer(
+                request, 503,
+                "Service Unavailable: the event could not be stored (Redis is unreachable); "
+                "nothing was published, retry later",
+                retry_after="1",
+            )  # fmt: skip
+        else:
+            self._log.failure("publish to {topic} failed", failure, topic=self._name)
+            body = _answer(request, 500, "Internal Server Error: the event was not published")
+        return body

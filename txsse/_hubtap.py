@@ -1,0 +1,189 @@
+"""``twistd sse-hub``: command-line options and the service they make."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from twisted.application import strports
+from twisted.application.service import IService, MultiService
+from twisted.logger import Logger
+from twisted.python import usage
+
+from txsse._hub import TOPIC_NAME, Hub
+from txsse._relay import UpstreamRelay
+from txsse.server._channel import IEventChannel
+from txsse.server._memory import MemoryChannel
+from txsse.server._service import EventStreamService
+
+_log = Logger()
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(f"must be a positive integer, not {value}")
+    return number
+
+
+_positive_int.coerceDoc = "A positive integer."  # type: ignore[attr-defined]
+
+
+def _seconds(value: str) -> float:
+    number = float(value)
+    if not number >= 0:  # also refuses NaN
+        raise ValueError(f"must be a number of seconds >= 0, not {value}")
+    return number
+
+
+_seconds.coerceDoc = "Seconds (0 turns it off)."  # type: ignore[attr-defined]
+
+
+class Options(usage.Options):
+    """Options of ``twistd sse-hub``."""
+
+    synopsis = "[options]"
+    longdesc = (
+        "An HTTP hub for Server-Sent Events. Subscribers GET /topics/<name> (an event "
+        "stream; resume with Last-Event-ID); publishers POST /topics/<name>?event=<type> "
+        "with the data as the body and 'Authorization: Bearer <token>', and get the id "
+        "back as JSON. Without --redis the topics live in this process's memory; with "
+        "--redis every hub process on the same Redis serves the same topics and ids."
+    )
+
+    optParameters: list[list[Any]] = [
+        ["port", "p", "tcp:8080:interface=127.0.0.1", "Where to listen: a Twisted endpoint."],
+        ["redis", None, None, "redis://[:password@]host:port/db (or rediss://, unix://)."],
+        ["redis-prefix", None, "txsse:topic:", "Prefix of the Redis stream keys."],
+        ["history", None, 1000, "Events kept per topic for resumption.", _positive_int],
+        ["keepalive", None, 15.0, "Seconds between keep-alive comments (0: none).", _seconds],
+        ["retry", None, None, "Seconds for the retry: hint sent to subscribers.", _seconds],
+        ["max-subscribers", None, 10_000, "Most open streams in this process.", _positive_int],
+        ["max-event-size", None, 65_536, "Largest publish body in bytes (413).", _positive_int],
+        ["max-topics", None, 1000, "Most topics this process serves.", _positive_int],
+        ["publish-token", None, None, "Bearer token publishers must present."],
+        ["publish-token-file", None, None, "File holding the publish token."],
+        ["subscribe-token", None, None, "Bearer token subscribers must present (default: open)."],
+        ["subscribe-token-file", None, None, "File holding the subscribe token."],
+        ["shutdown-retry", None, 2.0, "On stop, clients reconnect within this many s.", _seconds],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["cors-origin"] = []
+        self["upstream"] = []
+
+    def opt_cors_origin(self, origin: str) -> None:
+        """Let pages from this origin (scheme://host[:port], or *) use the hub. Repeatable."""
+        origin = origin.rstrip("/")
+        parts = urlsplit(origin)
+        if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc
+                              or parts.path or parts.query):  # fmt: skip
+            raise usage.UsageError(
+                f"--cors-origin {origin!r}: give an origin such as https://app.example.com or *"
+            )
+        self["cors-origin"].append(origin)
+
+    def opt_upstream(self, spec: str) -> None:
+        """TOPIC=URL: relay the event stream at URL into TOPIC. Repeatable."""
+        topic, sep, url = spec.partition("=")
+        if not sep or not TOPIC_NAME.match(topic):
+            raise usage.UsageError(
+                f"--upstream {spec!r}: use TOPIC=URL with a valid topic name "
+                "(letters, digits, '_', '.', '-')"
+            )
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise usage.UsageError(f"--upstream {spec!r}: the URL must be http:// or https://")
+        if topic in dict(self["upstream"]):
+            raise usage.UsageError(f"--upstream: topic {topic!r} has two upstreams")
+        self["upstream"].append((topic, url))
+
+    def _token(self, name: str) -> str | None:
+        value, path = self[f"{name}-token"], self[f"{name}-token-file"]
+        if value is not None and path is not None:
+            raise usage.UsageError(f"give --{name}-token or --{name}-token-file, not both")
+        if path is not None:
+            try:
+                value = Path(path).read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as error:
+                raise usage.UsageError(
+                    f"--{name}-token-file: cannot read {path}: {error}"
+                ) from None
+        if value is not None and (not value or any(c.isspace() for c in value)):
+            raise usage.UsageError(f"the {name} token must be non-empty, without spaces")
+        return value
+
+    def postOptions(self) -> None:
+        """Check the combination and read the token files."""
+        self["publish-token"] = self._token("publish")
+        self["subscribe-token"] = self._token("subscribe")
+        if self["publish-token"] is None:
+            raise usage.UsageError(
+                "publishing needs a token: give --publish-token-file FILE (or --publish-token)"
+            )
+        if self["redis"] is not None:
+            from txsse.server._redisconn import parse_redis_url
+
+            try:
+                self["redis"] = parse_redis_url(self["redis"])
+            except ValueError as error:
+                raise usage.UsageError(f"--redis: {error}") from None
+        for name in ("keepalive", "retry"):
+            if self[name] == 0:
+                self[name] = None
+
+
+def makeService(options: Options) -> IService:
+    """The hub: the web server, the Redis connection (if any) and the relays.
+
+    :param options: parsed :class:`Options`.
+    :returns: a :class:`~twisted.application.service.MultiService`.
+    """
+    top = MultiService()
+    history: int = options["history"]
+    available: Any = lambda: True  # noqa: E731
+    factory: Any
+    if options["redis"] is not None:
+        # Imported here: txredisapi is an optional dependency (txsse[redis]).
+        from txsse.server._redis import RedisStreamChannel
+        from txsse.server._redisconn import RedisConnection
+
+        redis = RedisConnection(options["redis"])
+        redis.setServiceParent(top)
+        prefix: str = options["redis-prefix"]
+        available = lambda: redis.connected  # noqa: E731
+
+        def factory(topic: str) -> IEventChannel:
+            return RedisStreamChannel(redis, prefix + topic, history=history)
+
+        backend = f"Redis at {options['redis']}"
+    else:
+
+        def factory(topic: str) -> IEventChannel:
+            return MemoryChannel(history)
+
+        backend = "memory (this process only)"
+    hub = Hub(
+        factory,
+        publish_token=options["publish-token"],
+        subscribe_token=options["subscribe-token"],
+        keepalive=options["keepalive"],
+        retry=options["retry"],
+        max_subscribers=options["max-subscribers"],
+        max_event_size=options["max-event-size"],
+        cors_origins=options["cors-origin"],
+        max_topics=options["max-topics"],
+        available=available,
+    )
+    strports.service(options["port"], hub.site()).setServiceParent(top)
+    EventStreamService(hub, final_retry=options["shutdown-retry"] or None).setServiceParent(top)
+    for topic, url in options["upstream"]:
+        UpstreamRelay(topic, url, hub.publish).setServiceParent(top)
+    _log.info(
+        "sse-hub on {port}, topics in {backend}, {upstreams} upstream relay(s)",
+        port=options["port"],
+        backend=backend,
+        upstreams=len(options["upstream"]),
+    )
+    return top
