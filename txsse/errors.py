@@ -116,6 +116,10 @@ class RedirectError(ConnectionFailed):
     """A redirect could not be followed (no ``Location``, or too many hops)."""
 
 
+class StateFileError(SSEError):
+    """The daemon's state file cannot be read, parsed or written."""
+
+
 class TransientError(SSEError):
     """A failure after which the source reconnects (network, timeout, end of body)."""
 
@@ -167,6 +171,7 @@ __all__ = [
     "ParseError",
     "RedirectError",
     "SSEError",
+    "StateFileError",
     "StreamClosed",
     "StreamEnded",
     "TransientError",

@@ -1,0 +1,346 @@
+"""``twistd -n sse`` as a real subprocess against a loopback twisted.web server in the test."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+from twisted.web.pages import notFound
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Site
+
+from txsse import format_event
+
+pytestmark = pytest.mark.slow
+
+TWISTD = str(Path(sys.executable).parent / "twistd")
+TIMEOUT = 30.0
+
+
+async def wait_for(condition: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> Any:
+    """Let the reactor run until ``condition()`` is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await deferLater(reactor, 0.02, lambda: None)
+    return result
+
+
+class Stream(Resource):
+    """An event stream with a history: replays after Last-Event-ID, then publishes live."""
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.history: list[bytes] = []
+        self.open: list[Any] = []
+        self.last_event_ids: list[str | None] = []
+
+    def render_GET(self, request: Any) -> int:
+        last = request.getHeader(b"last-event-id")
+        self.last_event_ids.append(last.decode() if last is not None else None)
+        request.setHeader(b"content-type", b"text/event-stream")
+        start = int(last) if last else 0
+        for chunk in self.history[start:]:
+            request.write(chunk)
+        self.open.append(request)
+        request.notifyFinish().addBoth(lambda _: self.open.remove(request))
+        return NOT_DONE_YET
+
+    def publish(self, data: str, event: str | None = None) -> str:
+        event_id = str(len(self.history) + 1)
+        chunk = format_event(data, event=event, id=event_id)
+        self.history.append(chunk)
+        for request in self.open:
+            request.write(chunk)
+        return event_id
+
+    def drop_all(self) -> None:
+        for request in list(self.open):
+            request.channel.transport.abortConnection()
+
+
+class Root(Resource):
+    """The server's root: ``/events`` is the stream, anything else is a 404."""
+
+    def getChild(self, path: bytes, request: Any) -> Resource:
+        return notFound()
+
+
+class Server:
+    """A twisted.web server on 127.0.0.1 that can be restarted on the same port."""
+
+    def __init__(self) -> None:
+        root = Root()
+        self.stream = Stream()
+        root.putChild(b"events", self.stream)
+        self.site = Site(root)
+        self.port = reactor.listenTCP(0, self.site, interface="127.0.0.1")
+        self.number = self.port.getHost().port
+        self.url = f"http://127.0.0.1:{self.number}/events"
+
+    async def stop(self) -> None:
+        await self.port.stopListening()
+        self.stream.drop_all()
+        await wait_for(lambda: not self.stream.open, "connections to close")
+
+    def start(self) -> None:
+        self.port = reactor.listenTCP(self.number, self.site, interface="127.0.0.1")
+
+
+class Daemon:
+    """One ``twistd -n sse`` process writing to files in a directory."""
+
+    def __init__(self, directory: Path, procs: list[subprocess.Popen[bytes]]) -> None:
+        self.out = directory / "out.jsonl"
+        self.state = directory / "state"
+        self.log = directory / "twistd.log"
+        self.stdout = directory / "stdout"
+        self._procs = procs
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, *args: str, twistd: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
+        command = [TWISTD, "-n", "--pidfile=", f"--logfile={self.log}", *twistd, "sse", *args]
+        with open(self.stdout, "ab") as stdout:
+            self.proc = subprocess.Popen(command, stdout=stdout, stderr=subprocess.STDOUT)
+        self._procs.append(self.proc)
+        return self.proc
+
+    def consume(
+        self, url: str, *args: str, twistd: tuple[str, ...] = ()
+    ) -> subprocess.Popen[bytes]:
+        return self.start(
+            "--url",
+            url,
+            "--output",
+            str(self.out),
+            "--state-file",
+            str(self.state),
+            "--reconnect-delay",
+            "0.1",
+            "--max-reconnect-delay",
+            "0.5",
+            *args,
+            twistd=twistd,
+        )
+
+    def lines(self) -> list[dict[str, str]]:
+        if not self.out.exists():
+            return []
+        return [json.loads(line) for line in self.out.read_bytes().splitlines()]
+
+    def ids(self) -> list[str]:
+        return [line["id"] for line in self.lines()]
+
+    async def until_ids(self, *ids: str) -> None:
+        await wait_for(lambda: self.ids()[-len(ids) :] == list(ids), f"ids {ids} in the output")
+
+    def saved(self) -> str:
+        return json.loads(self.state.read_text())["last_event_id"]  # type: ignore[no-any-return]
+
+    async def stop(self, signum: int = signal.SIGTERM) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signum)
+        return await self.exited()
+
+    async def exited(self) -> int:
+        assert self.proc is not None
+        proc = self.proc
+        return await wait_for(lambda: proc.poll() is not None, "the daemon to exit") and (
+            proc.returncode
+        )
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Processes started by the test; any still running afterwards is killed."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    """The loopback event stream server."""
+    s = Server()
+    yield s
+    s.stream.drop_all()
+    s.port.stopListening()
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, procs: list[subprocess.Popen[bytes]]) -> Daemon:
+    """A daemon writing into the test's temporary directory."""
+    return Daemon(tmp_path, procs)
+
+
+@pytest_twisted.ensureDeferred
+async def test_writes_events_as_json_lines(server: Server, daemon: Daemon) -> None:
+    """Each event arrives as one flushed JSON line; SIGTERM stops the daemon cleanly."""
+    server.stream.publish("hello")
+    daemon.consume(server.url)
+    await daemon.until_ids("1")
+    server.stream.publish("two\nlines é", event="update")
+    await daemon.until_ids("1", "2")
+    assert daemon.lines() == [
+        {"event": "message", "data": "hello", "id": "1"},
+        {"event": "update", "data": "two\nlines é", "id": "2"},
+    ]
+    assert await daemon.stop() in (0, -signal.SIGTERM)
+    assert daemon.saved() == "2"
+    assert "Server Shut Down" in daemon.log_text()
+
+
+@pytest_twisted.ensureDeferred
+async def test_server_restart_resumes_with_last_event_id(server: Server, daemon: Daemon) -> None:
+    """After a server restart the daemon reconnects with Last-Event-ID and misses nothing."""
+    daemon.consume(server.url)
+    await wait_for(lambda: server.stream.open, "the daemon to connect")
+    server.stream.publish("a")
+    server.stream.publish("b")
+    await daemon.until_ids("1", "2")
+    await server.stop()
+    server.stream.publish("c")  # published while the server is down
+    await wait_for(lambda: "Reconnecting to" in daemon.log_text(), "a reconnection log")
+    server.start()
+    server.stream.publish("d")
+    await daemon.until_ids("1", "2", "3", "4")
+    assert server.stream.last_event_ids == [None, "2"]
+    assert daemon.ids() == ["1", "2", "3", "4"]
+    log = daemon.log_text()
+    assert "Reconnecting to" in log and " s (attempt " in log  # when the retry comes
+
+
+@pytest_twisted.ensureDeferred
+async def test_sigterm_and_restart_resume_from_state_file(server: Server, daemon: Daemon) -> None:
+    """A daemon stopped with SIGTERM and started again loses and repeats nothing."""
+    for data in "abc":
+        server.stream.publish(data)
+    daemon.consume(server.url)
+    await daemon.until_ids("1", "2", "3")
+    await daemon.stop(signal.SIGTERM)
+    assert daemon.saved() == "3"
+    server.stream.publish("d")
+    server.stream.publish("e")
+    daemon.consume(server.url)
+    await daemon.until_ids("4", "5")
+    assert server.stream.last_event_ids == [None, "3"]
+    assert daemon.ids() == ["1", "2", "3", "4", "5"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_sigkill_repeats_at_most_the_last_event(server: Server, daemon: Daemon) -> None:
+    """After kill -9 the restarted daemon loses nothing and repeats at most one event."""
+    daemon.consume(server.url)
+    await wait_for(lambda: server.stream.open, "the daemon to connect")
+    for i in range(50):
+        server.stream.publish(f"event {i}")
+    await wait_for(lambda: len(daemon.ids()) >= 20, "some events")
+    await daemon.stop(signal.SIGKILL)
+    written = daemon.ids()
+    server.stream.publish("after the kill")
+    daemon.consume(server.url)
+    await daemon.until_ids("51")
+    ids = [int(i) for i in daemon.ids()]
+    resumed = len(written)
+    assert ids[:resumed] == list(range(1, resumed + 1))
+    assert ids[resumed:] in (list(range(resumed, 52)), list(range(resumed + 1, 52)))
+
+
+@pytest_twisted.ensureDeferred
+async def test_404_exits_non_zero_with_reason(server: Server, daemon: Daemon) -> None:
+    """A 404 is permanent: the reason is logged and twistd exits with status 1."""
+    daemon.consume(server.url.replace("/events", "/missing"), twistd=("--reactor=poll",))
+    assert await daemon.exited() == 1
+    log = daemon.log_text()
+    assert "answered HTTP 404" in log and "stopping" in log
+    assert "PollReactor" in log
+    assert len(server.stream.last_event_ids) == 0
+
+
+def test_invalid_option_is_a_usage_error(daemon: Daemon) -> None:
+    """An invalid option exits with status 1 and a message, before anything starts."""
+    proc = daemon.start("--url", "http://127.0.0.1:1/", "--idle-timeout", "-5")
+    assert proc.wait(TIMEOUT) == 1
+    output = daemon.stdout.read_text()
+    assert "--idle-timeout" in output and "0 or more" in output
+    assert not daemon.log.exists()
+
+
+@pytest_twisted.ensureDeferred
+async def test_demo_prints_events(daemon: Daemon) -> None:
+    """``twistd -n --pidfile= sse --demo`` (the README's command) prints events within seconds."""
+    command = [TWISTD, "--nodaemon", "--pidfile=", "sse", "--demo"]
+    with open(daemon.stdout, "wb") as stdout:
+        proc = subprocess.Popen(command, stdout=stdout, stderr=subprocess.STDOUT)
+    daemon.proc = proc
+    daemon._procs.append(proc)
+
+    def events() -> list[dict[str, str]]:
+        lines = daemon.stdout.read_bytes().splitlines()
+        return [json.loads(line) for line in lines if line.startswith(b"{")]
+
+    got = await wait_for(lambda: len(events()) >= 2 and events(), "two demo events", 15.0)
+    first, second = int(got[0]["id"]), int(got[1]["id"])
+    assert second == first + 1
+    tick = next(e for e in got if e["event"] == "tick")
+    assert json.loads(tick["data"])["n"] == int(tick["id"])
+    assert await daemon.stop() in (0, -signal.SIGTERM)
+
+
+@pytest_twisted.ensureDeferred
+async def test_daemonized_with_pidfile(server: Server, tmp_path: Path, daemon: Daemon) -> None:
+    """Without -n, twistd forks, writes its PID file, and the daemon still writes events."""
+    pidfile = tmp_path / "twistd.pid"
+    server.stream.publish("x")
+    command = [
+        TWISTD,
+        f"--pidfile={pidfile}",
+        f"--logfile={daemon.log}",
+        f"--rundir={tmp_path}",
+        "sse",
+        "--url",
+        server.url,
+        "--output",
+        str(daemon.out),
+    ]
+    assert subprocess.run(command, timeout=TIMEOUT, check=False).returncode == 0
+    pid = int(await wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), "pid"))
+    try:
+        await daemon.until_ids("1")
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    await wait_for(lambda: not pidfile.exists(), "the PID file to be removed")
+
+
+@pytest_twisted.ensureDeferred
+async def test_with_syslog(server: Server, daemon: Daemon) -> None:
+    """With twistd's --syslog (and --prefix) instead of a log file the daemon works the same."""
+    server.stream.publish("via syslog")
+    command = [TWISTD, "-n", "--pidfile=", "--syslog", "--prefix=txsse-test", "sse"]
+    command += ["--url", server.url, "--output", str(daemon.out)]
+    with open(daemon.stdout, "wb") as stdout:
+        daemon.proc = subprocess.Popen(command, stdout=stdout, stderr=subprocess.STDOUT)
+    daemon._procs.append(daemon.proc)
+    await daemon.until_ids("1")
+    assert await daemon.stop() in (0, -signal.SIGTERM)
+    assert b"Traceback" not in daemon.stdout.read_bytes()

@@ -1,0 +1,113 @@
+"""The built-in demo event stream that ``twistd sse --demo`` serves and consumes.
+
+It is served by txsse's own server side: a :class:`~txsse.server.MemoryChannel`
+behind an :class:`~txsse.server.EventStreamResource`, on a free loopback port
+of the daemon's own process.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from twisted.application.service import MultiService
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+from txsse._daemon import SSEDaemon
+from txsse.server import EventStreamResource, MemoryChannel
+
+#: Seconds between two demo events.
+DEMO_INTERVAL = 1.0
+#: The reconnection time the demo stream asks for, in seconds.
+DEMO_RETRY = 1.0
+#: How many demo events a reconnecting client can catch up on.
+DEMO_HISTORY = 1000
+
+
+def demo_event(n: int, now: datetime) -> tuple[str, str | None]:
+    """The demo stream's event number ``n``.
+
+    Every fifth event is a two-line ``message``; the others are ``tick`` events
+    with JSON data.
+
+    :param n: the event number (also its ID).
+    :param now: the time to put in a ``tick``.
+    :returns: the event's data and type (``None`` for ``message``).
+    """
+    if n % 5 == 0:
+        return f"event {n} is a message\nof two lines", None
+    return json.dumps({"n": n, "time": now.isoformat(timespec="seconds")}), "tick"
+
+
+class DemoService(MultiService):
+    """Serve the demo stream on a free loopback port, then run the daemon on it.
+
+    Events are numbered from 1 and kept in a history, so a daemon that
+    reconnects with ``Last-Event-ID`` catches up on what it missed.
+
+    :param daemon: the daemon to point at the demo stream; it becomes a child.
+    :param reactor: the reactor to listen and publish with; the global one by
+        default.
+    :param interval: seconds between two demo events.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self, daemon: SSEDaemon, reactor: Any = None, interval: float = DEMO_INTERVAL
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        if reactor is None:
+            from twisted.internet import reactor
+        self._reactor = reactor
+        self.channel = MemoryChannel(history=DEMO_HISTORY, first_id=1)
+        self.resource = EventStreamResource(self.channel, retry=DEMO_RETRY, reactor=reactor)
+        self._count = 0
+        self._ticker = LoopingCall(self.publish)
+        self._ticker.clock = reactor
+        self._interval = interval
+        self._daemon = daemon
+        self._port: Any = None
+        daemon.setServiceParent(self)  # type: ignore[no-untyped-call]
+
+    def publish(self) -> str:
+        """Publish the next demo event.
+
+        :returns: its ID.
+        """
+        self._count += 1
+        data, event = demo_event(self._count, datetime.now(timezone.utc))
+        return self.channel.publish(data, event=event, id=str(self._count))
+
+    def startService(self) -> None:
+        """Listen on 127.0.0.1 with a free port, start publishing, start the daemon."""
+        root = Resource()  # type: ignore[no-untyped-call]
+        root.putChild(b"events", self.resource)
+        site = Site(root)  # type: ignore[no-untyped-call]
+        site.noisy = False
+        self._port = self._reactor.listenTCP(0, site, interface="127.0.0.1")
+        url = f"http://127.0.0.1:{self._port.getHost().port}/events"
+        self._daemon.url = url
+        self.log.info("demo event stream at {url}", url=url)
+        self._ticker.start(self._interval, now=False)
+        super().startService()  # type: ignore[no-untyped-call]
+
+    def stopService(self) -> Any:
+        """Stop the daemon, then stop publishing, end the streams and stop listening.
+
+        :returns: a Deferred that fires once all of it is done.
+        """
+        d = super().stopService()  # type: ignore[no-untyped-call]
+
+        def stop_serving(_: object) -> object:
+            if self._ticker.running:
+                self._ticker.stop()
+            self.resource.close()
+            port, self._port = self._port, None
+            return port.stopListening() if port is not None else None
+
+        return d.addCallback(stop_serving)
