@@ -76,6 +76,8 @@ class EventStreamProtocol(Protocol):
         self._retry = parser.retry
         self._done = False
         self._paused = False
+        #: The length of the chunk being parsed (or last parsed), in bytes.
+        self.chunk_size = 0
 
     @property
     def done(self) -> bool:
@@ -95,6 +97,7 @@ class EventStreamProtocol(Protocol):
         if self._done:
             return
         parser = self.parser
+        self.chunk_size = len(data)
         try:
             items = parser.feed(data)
         except ParseError as error:

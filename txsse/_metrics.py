@@ -1,0 +1,440 @@
+"""Prometheus metrics for event sources, channels and the hub.
+
+Imported only when metrics are asked for (:mod:`txsse.metrics`, or ``--metrics``
+on a twistd plugin): ``prometheus_client`` is an optional dependency
+(``txsse[metrics]``), and without it nothing here is imported or runs.
+
+Everything attaches from the outside, through public interfaces: a source is
+observed with ``source.on(...)``; a channel is wrapped in a :class:`MeteredChannel`
+that provides :class:`~txsse.server.IEventChannel` and wraps each subscriber.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import Counter as _Counter
+from prometheus_client import Gauge as _Gauge
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+from zope.interface import implementer
+
+from txsse._signals import Opened, ReadyState, Received, Reconnect
+from txsse.errors import ParseError
+from txsse.server._channel import IEventChannel, ISubscriber, Replay
+
+_CLIENT = "stream"
+_SERVER = "channel"
+
+
+class _Family:
+    """The metric objects of one registry, created once (a registry refuses duplicates)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self._client: dict[str, Any] | None = None
+        self._server: dict[str, Any] | None = None
+
+    def client(self) -> dict[str, Any]:
+        """The client metrics, labelled by stream."""
+        if self._client is None:
+            r = self.registry
+            self._client = {
+                "connections": _Counter(
+                    "txsse_client_connections",
+                    "Streams opened (responses accepted as event streams).",
+                    [_CLIENT],
+                    registry=r,
+                ),
+                "reconnections": _Counter(
+                    "txsse_client_reconnections",
+                    "Reconnections scheduled, by the error that caused them.",
+                    [_CLIENT, "reason"],
+                    registry=r,
+                ),
+                "events": _Counter(
+                    "txsse_client_events", "Events received.", [_CLIENT], registry=r
+                ),
+                "bytes": _Counter(
+                    "txsse_client_received_bytes",
+                    "Bytes of event-stream bodies received.",
+                    [_CLIENT],
+                    registry=r,
+                ),
+                "parse_errors": _Counter(
+                    "txsse_client_parse_errors",
+                    "Streams dropped because they could not be parsed (line or event too long).",
+                    [_CLIENT],
+                    registry=r,
+                ),
+                "ready_state": _Gauge(
+                    "txsse_client_ready_state",
+                    "The ready state: 0 connecting, 1 open, 2 closed.",
+                    [_CLIENT],
+                    registry=r,
+                ),
+                "idle": _Gauge(
+                    "txsse_client_seconds_since_last_byte",
+                    "Seconds since the last byte arrived (NaN before the first one).",
+                    [_CLIENT],
+                    registry=r,
+                ),
+            }
+        return self._client
+
+    def server(self) -> dict[str, Any]:
+        """The channel metrics, labelled by channel."""
+        if self._server is None:
+            r = self.registry
+            self._server = {
+                "subscribers": _Gauge(
+                    "txsse_server_subscribers",
+                    "Subscribers receiving the channel's events now.",
+                    [_SERVER],
+                    registry=r,
+                ),
+                "published": _Counter(
+                    "txsse_server_events_published",
+                    "Events published (stored and fanned out).",
+                    [_SERVER],
+                    registry=r,
+                ),
+                "delivered": _Counter(
+                    "txsse_server_events_delivered",
+                    "Live events written to subscribers (one per event per subscriber).",
+                    [_SERVER],
+                    registry=r,
+                ),
+                "replayed": _Counter(
+                    "txsse_server_events_replayed",
+                    "Events sent from the history to resuming subscribers.",
+                    [_SERVER],
+                    registry=r,
+                ),
+                "evictions": _Counter(
+                    "txsse_server_slow_client_evictions",
+                    "Subscribers disconnected for not reading (max_unsent exceeded).",
+                    [_SERVER],
+                    registry=r,
+                ),
+                "replay_requests": _Counter(
+                    "txsse_server_replay_requests",
+                    "Subscriptions that asked to resume after a Last-Event-ID.",
+                    [_SERVER],
+                    registry=r,
+                ),
+                "gaps": _Counter(
+                    "txsse_server_replay_gaps",
+                    "Resumptions from an id no longer (or never) in the history.",
+                    [_SERVER],
+                    registry=r,
+                ),
+                "redis_connected": _Gauge(
+                    "txsse_server_redis_connected",
+                    "1 while the connection to Redis is up, 0 otherwise.",
+                    registry=r,
+                ),
+                "errors": _Counter(
+                    "txsse_server_channel_errors",
+                    "Channel (Redis) failures, by operation: publish, subscribe, or "
+                    "deliver (subscribers ended because events could not be read).",
+                    [_SERVER, "operation"],
+                    registry=r,
+                ),
+            }
+        return self._server
+
+
+_families: dict[int, _Family] = {}
+
+
+def family(registry: CollectorRegistry | None = None) -> _Family:
+    """The metrics of ``registry`` (the default Prometheus registry if ``None``).
+
+    :param registry: where the metrics are registered.
+    :returns: the family of metric objects of that registry.
+    """
+    registry = REGISTRY if registry is None else registry
+    found = _families.get(id(registry))
+    if found is None or found.registry is not registry:
+        found = _families[id(registry)] = _Family(registry)
+    return found
+
+
+def stream_label(url: str) -> str:
+    """The default ``stream`` label: the URL without credentials, query or fragment.
+
+    Query strings often carry tokens; they must not end up in metrics.
+
+    :param url: the stream's URL.
+    :returns: ``scheme://host[:port]/path``.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class SourceMetrics:
+    """The observers that count one event source's activity.
+
+    :param source: a :class:`txsse.EventSource` or a
+        :class:`txsse.blocking.EventSource` (anything with ``on``/``off``).
+    :param name: the ``stream`` label.
+    :param registry: the Prometheus registry.
+    :param clock: the time function for ``seconds_since_last_byte``.
+    """
+
+    def __init__(
+        self,
+        source: Any,
+        name: str,
+        registry: CollectorRegistry | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        metrics = family(registry).client()
+        self.name = name
+        self._source = source
+        self._clock = clock
+        self._last_byte = math.nan
+        self._connections = metrics["connections"].labels(name)
+        self._reconnections = metrics["reconnections"]
+        self._events = metrics["events"].labels(name)
+        self._bytes = metrics["bytes"].labels(name)
+        self._parse_errors = metrics["parse_errors"].labels(name)
+        self._ready = metrics["ready_state"].labels(name)
+        self._ready.set(int(source.ready_state))
+        metrics["idle"].labels(name).set_function(self._idle)
+        self._observers: list[tuple[str, Callable[[Any], object]]] = [
+            ("open", self._opened),
+            ("reconnect", self._reconnecting),
+            ("error", self._error),
+            ("state", self._state),
+            ("data", self._data),
+        ]
+        for signal, observer in self._observers:
+            source.on(signal, observer)
+
+    def remove(self) -> None:
+        """Stop observing the source (its series keep their last values)."""
+        for signal, observer in self._observers:
+            self._source.off(signal, observer)
+
+    def _idle(self) -> float:
+        return self._clock() - self._last_byte
+
+    def _opened(self, opened: Opened) -> None:
+        self._connections.inc()
+
+    def _reconnecting(self, reconnect: Reconnect) -> None:
+        self._reconnections.labels(self.name, type(reconnect.reason).__name__).inc()
+
+    def _error(self, error: BaseException) -> None:
+        if isinstance(error, ParseError):
+            self._parse_errors.inc()
+
+    def _state(self, state: ReadyState) -> None:
+        self._ready.set(int(state))
+
+    def _data(self, received: Received) -> None:
+        self._last_byte = self._clock()
+        self._bytes.inc(received.size)
+        if received.events:
+            self._events.inc(received.events)
+
+
+def _count_events(chunk: bytes) -> int:
+    """How many event blocks ``chunk`` holds (each ends with a blank line)."""
+    return chunk.count(b"\n\n")
+
+
+@implementer(ISubscriber)
+class _MeteredSubscriber:
+    """Stands for one subscriber with the channel; counts what it is sent."""
+
+    __slots__ = ("_channel", "inner")
+
+    def __init__(self, channel: MeteredChannel, inner: ISubscriber) -> None:
+        self._channel = channel
+        self.inner = inner
+
+    def send(self, chunk: bytes) -> None:
+        inner: Any = self.inner
+        was_open = getattr(inner, "open", True)
+        inner.send(chunk)
+        if was_open and not getattr(inner, "open", True):
+            self._channel._evicted()
+        else:
+            self._channel._delivered(chunk)
+
+    def end(self) -> None:
+        self._channel._ended(self)
+        self.inner.end()
+
+
+@implementer(IEventChannel)
+class MeteredChannel:
+    """An :class:`~txsse.server.IEventChannel` that counts what passes through it.
+
+    Publishing, subscribing and the events each subscriber is sent are
+    forwarded to ``channel`` and counted; any other attribute is the wrapped
+    channel's.
+
+    :param channel: the channel to measure.
+    :param name: the ``channel`` label.
+    :param registry: the Prometheus registry.
+    """
+
+    def __init__(
+        self, channel: IEventChannel, name: str, registry: CollectorRegistry | None = None
+    ) -> None:
+        metrics = family(registry).server()
+        self.channel = channel
+        self.name = name
+        self._wrapped: dict[ISubscriber, _MeteredSubscriber] = {}
+        self._published = metrics["published"].labels(name)
+        self._delivered_count = metrics["delivered"].labels(name)
+        self._replayed = metrics["replayed"].labels(name)
+        self._evictions = metrics["evictions"].labels(name)
+        self._replay_requests = metrics["replay_requests"].labels(name)
+        self._gaps = metrics["gaps"].labels(name)
+        self._errors = metrics["errors"]
+        metrics["subscribers"].labels(name).set_function(lambda: len(self._wrapped))
+        self._last_chunk = b""
+        self._last_count = 0
+
+    @property
+    def history(self) -> int:
+        """The wrapped channel's history size."""
+        return int(self.channel.history)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.channel, name)
+
+    def __repr__(self) -> str:
+        return f"<MeteredChannel {self.name!r} {self.channel!r}>"
+
+    # Publishing
+
+    def publish(self, data: str, event: str | None = None, id: str | None = None) -> object:
+        """Publish through the wrapped channel, counting the event (see IEventChannel)."""
+        return self._count_publish(self.channel.publish(data, event, id))
+
+    def publish_json(self, obj: object, event: str | None = None, id: str | None = None) -> object:
+        """Publish JSON through the wrapped channel, counting the event."""
+        return self._count_publish(self.channel.publish_json(obj, event, id))
+
+    def _count_publish(self, result: object) -> object:
+        if isinstance(result, Deferred):
+            return result.addCallbacks(self._published_one, self._failed, errbackArgs=("publish",))
+        self._published.inc()
+        return result
+
+    def _published_one(self, event_id: object) -> object:
+        self._published.inc()
+        return event_id
+
+    def _failed(self, failure: Failure, operation: str) -> Failure:
+        if not failure.check(ValueError, TypeError):  # type: ignore[no-untyped-call]
+            self._errors.labels(self.name, operation).inc()
+        return failure
+
+    # Subscribing
+
+    def subscribe(self, subscriber: ISubscriber, last_event_id: str | None = None) -> object:
+        """Subscribe through a counting stand-in for ``subscriber`` (see IEventChannel)."""
+        wrapped = _MeteredSubscriber(self, subscriber)
+        self._wrapped[subscriber] = wrapped
+        if last_event_id:
+            self._replay_requests.inc()
+        try:
+            result = self.channel.subscribe(wrapped, last_event_id)
+        except Exception:
+            self._wrapped.pop(subscriber, None)
+            raise
+        if isinstance(result, Deferred):
+            return result.addCallbacks(
+                self._subscribed, self._subscribe_failed, errbackArgs=(subscriber,)
+            )
+        return self._subscribed(cast(Replay, result))
+
+    def _subscribed(self, replay: Replay) -> Replay:
+        if replay.gap:
+            self._gaps.inc()
+        if replay.chunk:
+            self._replayed.inc(_count_events(replay.chunk))
+        return replay
+
+    def _subscribe_failed(self, failure: Failure, subscriber: ISubscriber) -> Failure:
+        self._wrapped.pop(subscriber, None)
+        return self._failed(failure, "subscribe")
+
+    def unsubscribe(self, subscriber: ISubscriber) -> None:
+        """Unsubscribe the stand-in of ``subscriber`` (see IEventChannel)."""
+        wrapped = self._wrapped.pop(subscriber, None)
+        if wrapped is not None:
+            self.channel.unsubscribe(wrapped)
+
+    # Counting, from the subscribers' stand-ins
+
+    def _delivered(self, chunk: bytes) -> None:
+        # A broadcast sends the same bytes object to everyone: count its events once.
+        if chunk is not self._last_chunk:
+            self._last_chunk = chunk
+            self._last_count = _count_events(chunk)
+        self._delivered_count.inc(self._last_count)
+
+    def _evicted(self) -> None:
+        self._evictions.inc()
+
+    def _ended(self, wrapped: _MeteredSubscriber) -> None:
+        self._wrapped.pop(wrapped.inner, None)
+        self._errors.labels(self.name, "deliver").inc()
+
+
+def watch_redis(connection: Any, registry: CollectorRegistry | None = None) -> None:
+    """Export whether a Redis connection is up, as ``txsse_server_redis_connected``.
+
+    :param connection: a :class:`txsse.server.RedisConnection` (its ``connected``).
+    :param registry: the Prometheus registry.
+    """
+    gauge = family(registry).server()["redis_connected"]
+    gauge.set_function(lambda: 1.0 if connection.connected else 0.0)
+
+
+class MetricsResource(Resource):
+    """``GET`` answers the registry in the Prometheus text format.
+
+    :param registry: the registry to expose.
+    """
+
+    isLeaf = True
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.registry = REGISTRY if registry is None else registry
+
+    def render_GET(self, request: Request) -> bytes:
+        """The current values of every metric."""
+        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode("ascii"))  # type: ignore[no-untyped-call]
+        request.setHeader(b"cache-control", b"no-store")  # type: ignore[no-untyped-call]
+        return generate_latest(self.registry)
+
+
+__all__ = [
+    "MeteredChannel",
+    "MetricsResource",
+    "SourceMetrics",
+    "family",
+    "stream_label",
+    "watch_redis",
+]
