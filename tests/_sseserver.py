@@ -131,6 +131,12 @@ class ScriptedResource(resource.Resource):
         request.write(b"id: %d\ndata: stalled\n\n" % (int(last_id or 0) + 1))
         return server.NOT_DONE_YET
 
+    def serve_hang(self, request: server.Request, last_id: str, arg: str) -> Any:
+        """Never answer (no status line, no headers)."""
+        self.owner.open_requests.append(request)
+        request.notifyFinish().addBoth(lambda _: self.owner.open_requests.remove(request))
+        return server.NOT_DONE_YET
+
     def serve_garbage(self, request: server.Request, last_id: str, arg: str) -> Any:
         """Bytes that are not a sensible event stream, then one good event."""
         self._stream(request)

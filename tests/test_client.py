@@ -370,6 +370,31 @@ def test_custom_policy(harness: Harness) -> None:
     assert calls == [(404, URL), (200, URL)]
 
 
+def test_policy_that_raises_fails_the_source(harness: Harness, logged_errors: list[Any]) -> None:
+    """A policy bug is logged and fails the source instead of leaving it hanging."""
+
+    def broken(status: int, headers: Any, url: str, now: float) -> Decision:
+        raise KeyError("oops")
+
+    source = harness.started(policy=broken)
+    harness.agent.last.respond()
+    assert source.ready_state == ReadyState.CLOSED
+    assert isinstance(source.last_error, ConnectionFailed)
+    assert len(logged_errors) == 1
+    logged_errors.clear()
+
+
+def test_body_factory_failure_is_reported_as_is(harness: Harness) -> None:
+    """An exception from the body factory is reported unwrapped and retried."""
+
+    def body() -> bytes:
+        raise RuntimeError("cannot build the body")
+
+    source = harness.started(method="POST", body=body)
+    assert isinstance(source.last_error, RuntimeError)
+    assert source.ready_state == ReadyState.CONNECTING
+
+
 # Reconnection delay
 
 
@@ -665,6 +690,12 @@ def test_signals_state_open_comment_error(harness: Harness) -> None:
         source.on("bogus", print)  # type: ignore[arg-type]
 
 
+def test_repr_names_url_and_state(harness: Harness) -> None:
+    """The repr shows the URL and the ready state."""
+    source = harness.started()
+    assert repr(source) == f"<EventSource {URL} CONNECTING>"
+
+
 def test_when_open(harness: Harness) -> None:
     """when_open() fires once the stream opens, at once if it already is."""
     source = harness.started()
@@ -724,7 +755,7 @@ def test_queue_off_listeners_only(harness: Harness) -> None:
     source.add_listener("message", lambda e: got.append(e.data))
     harness.agent.last.respond().write(b"data: 1\n\n" * 100)
     assert len(got) == 100
-    assert source.queue.pending == []
+    assert len(source.queue.pending) == 0
     assert failed_with(results(source.next()), ValueError)
 
 
@@ -837,6 +868,16 @@ def test_start_after_close_keeps_last_event_id(harness: Harness) -> None:
     assert harness.agent.last.header("Last-Event-ID") == "42"
     harness.agent.last.respond().write(b"data: y\n\n")
     assert results(source.next()) == [Event("y", id="42")]
+
+
+def test_close_after_failure_ends_like_a_close(harness: Harness) -> None:
+    """Closing a failed source makes next() fail with StreamClosed; last_error keeps the cause."""
+    source = harness.started()
+    harness.agent.last.respond(404, {})
+    assert failed_with(results(source.next()), HTTPStatusError)
+    source.close()
+    assert failed_with(results(source.next()), StreamClosed)
+    assert isinstance(source.last_error, HTTPStatusError)
 
 
 def test_start_after_failure_restarts(harness: Harness) -> None:

@@ -9,10 +9,12 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 
 from tests._sseserver import CutPlan, StreamServer
 from txsse import Event, EventSource, ReadyState
 from txsse.errors import (
+    ConnectTimeout,
     ContentTypeError,
     HTTPStatusError,
     IdleTimeout,
@@ -105,6 +107,18 @@ async def test_stall_hits_idle_timeout(server: StreamServer) -> None:
         assert [e.id for e in events] == ["1", "2"]
         assert isinstance(errors[0], IdleTimeout)
         assert server.seen[1].headers["last-event-id"] == "1"
+    finally:
+        await source.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_connect_timeout_on_a_real_socket(server: StreamServer) -> None:
+    """A server that never sends headers hits connect_timeout, and the source tries again."""
+    source = source_for(server.url("/hang"), connect_timeout=0.2)
+    try:
+        reconnect = await signal(source, "reconnect")
+        assert isinstance(reconnect.reason, ConnectTimeout)
+        await server.requests(2)
     finally:
         await source.close()
 
@@ -232,23 +246,26 @@ async def test_fifty_forced_disconnects_exactly_once_in_order(server: StreamServ
         assert len(server.seen) >= 51
         with pytest.raises(NoContent):
             await source.next().addTimeout(TIMEOUT, reactor)  # type: ignore[arg-type]
-        assert source.queue.pending == []
+        assert len(source.queue.pending) == 0
     finally:
         await source.close()
 
 
 @pytest_twisted.ensureDeferred
 async def test_back_pressure_on_a_real_socket(server: StreamServer) -> None:
-    """With queue_size the transport is paused, the queue stays bounded and nothing is lost."""
-    source = source_for(server.url("/events/2000"), queue_size=10)
+    """With queue_size the socket is paused: the queue never holds more than N plus one read."""
+    total = 20000
+    source = source_for(server.url(f"/events/{total}"), queue_size=10)
     try:
         await source.when_open()
         peak = 0
         events = []
-        for _ in range(2000):
+        for _ in range(total):
             events.append(await source.next().addTimeout(TIMEOUT, reactor))  # type: ignore[arg-type]
             peak = max(peak, len(source.queue.pending))
-        assert [e.id for e in events] == [str(n) for n in range(1, 2001)]
-        assert peak < 2000
+            await deferLater(reactor, 0)  # type: ignore[arg-type]  # a slow consumer
+        assert [e.id for e in events] == [str(n) for n in range(1, total + 1)]
+        one_read = 65536 // len(b"id: 1\ndata: event 1\n\n")  # events in one 64 KiB read
+        assert peak <= 10 + one_read < total // 5
     finally:
         await source.close()

@@ -29,7 +29,16 @@ def test_good_urls(url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["", "/relative", "ws://h/", "http:///nohost", "http://h:port/", "http://h/a b"]
+    "url",
+    [
+        "",
+        "/relative",
+        "ws://h/",
+        "http:///nohost",
+        "http://h:port/",
+        "http://h/a b",
+        "http://h/\u00e9",
+    ],
 )
 def test_bad_urls(url: str) -> None:
     """Anything else raises ValueError with the URL in the message."""

@@ -9,9 +9,11 @@ hold exactly what must be cancelled when the source leaves them.
 from __future__ import annotations
 
 import inspect
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from functools import partial
+from typing import Any, NoReturn, cast
 
 from twisted.application.service import Service
 from twisted.internet.defer import (
@@ -29,7 +31,7 @@ from twisted.python.failure import Failure
 from txsse._backoff import DEFAULT_JITTER, ReconnectDelay
 from txsse._event import Comment, Event
 from txsse._parser import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_LENGTH, EventStreamParser
-from txsse._policy import StatusPolicy, header, resolve_policy
+from txsse._policy import Decision, StatusPolicy, header, resolve_policy
 from txsse._protocol import EventStreamProtocol
 from txsse._request import (
     DEFAULT_MAX_REDIRECTS,
@@ -52,6 +54,7 @@ from txsse.errors import (
     RedirectError,
     SSEError,
     StreamClosed,
+    StreamEnded,
 )
 
 #: A per-attempt hook: may change the request in place, and may return an awaitable.
@@ -60,11 +63,27 @@ Prepare = Callable[[RequestAttempt], "Awaitable[object] | object"]
 _log = Logger(namespace="txsse.client")
 
 
+class _Pending(deque[Event]):
+    """The queue's backlog: a deque, so taking from the front is O(1).
+
+    ``DeferredQueue`` calls ``pending.pop(0)``; a deque's ``pop`` takes no index.
+    """
+
+    def pop(self, index: int = -1) -> Event:
+        """Remove and return the first (``index=0``) or last event.
+
+        :param index: 0 or -1.
+        :returns: the event.
+        """
+        return self.popleft() if index == 0 else super().pop()
+
+
 class _EventQueue(DeferredQueue[Event]):
     """A ``DeferredQueue`` that tells its source whenever an event is taken."""
 
     def __init__(self, taken: Callable[[], None]) -> None:
         super().__init__()
+        self.pending: _Pending = _Pending()  # type: ignore[assignment]
         self._taken = taken
 
     def get(self) -> Deferred[Event]:
@@ -75,6 +94,13 @@ class _EventQueue(DeferredQueue[Event]):
         result = super().get()
         self._taken()
         return result
+
+
+def _end_iteration(failure: Failure) -> NoReturn:
+    """Turn ``StreamClosed`` into ``StopAsyncIteration``; other failures pass."""
+    if isinstance(failure.value, StreamClosed):
+        raise StopAsyncIteration
+    failure.raiseException()
 
 
 @dataclass
@@ -114,10 +140,11 @@ class _Open:
     opened_at: float = 0.0
     last_data: float = 0.0
     idle: DelayedCall | None = None
+    #: Relays a chunk's items to the source (a partial: this is the hot path).
+    items_received: Callable[[Sequence[Event | Comment]], None] = field(init=False)
 
-    def items_received(self, items: Sequence[Event | Comment]) -> None:
-        """Relay a chunk's items to the source."""
-        self.source._deliver(self, items)
+    def __post_init__(self) -> None:
+        self.items_received = partial(self.source._deliver, self)
 
     def retry_changed(self, milliseconds: int) -> None:
         """Relay a new ``retry:`` to the source."""
@@ -267,6 +294,8 @@ class EventSource(Service):
         self._tls = tls
         self._prepare = prepare
         self._queue = _EventQueue(self._taken)
+        # Whether next() must call _taken (paused for back-pressure, or draining).
+        self._watch_taken = False
         self._listeners = Observers(None, _log)
         self._signals = Observers(SIGNALS, _log)
         self._state: _State = _Idle()
@@ -277,6 +306,9 @@ class EventSource(Service):
         self._open_waiters: list[Deferred[Opened]] = []
         #: The last error reported (network, timeout, status...), or ``None``.
         self.last_error: BaseException | None = None
+
+    def __repr__(self) -> str:
+        return f"<EventSource {self._url} {self._ready.name}>"
 
     # Public properties
 
@@ -329,28 +361,32 @@ class EventSource(Service):
             :class:`~txsse.errors.ConnectionFailed` that stopped the source.
             Cancelling it gives up the wait without losing an event.
         """
+        pending = self._queue.pending
+        if pending:
+            event = succeed(pending.popleft())
+            if self._watch_taken:
+                self._taken()
+            return event
         if self._queue_size == 0:
             return fail(ValueError("the queue is off (queue_size=0): use add_listener"))
         state = self._state
-        if isinstance(state, _Stopped) and not self._queue.pending:
+        if isinstance(state, _Stopped):
             return fail(state.error)
-        return self._queue.get()
+        # The queue is empty: wait (no need to tell _taken, nothing was taken).
+        return DeferredQueue.get(self._queue)
 
     def __aiter__(self) -> EventSource:
         """Iterate over the events with ``async for``; it ends when the source is closed."""
         return self
 
-    async def __anext__(self) -> Event:
-        """The next event for ``async for``.
+    def __anext__(self) -> Deferred[Event]:
+        """The next event for ``async for`` (a Deferred: no coroutine per event).
 
-        :returns: the event.
-        :raises StopAsyncIteration: once the source is closed.
-        :raises ConnectionFailed: when the source failed for good.
+        :returns: a Deferred that fires with the event, or fails with
+            ``StopAsyncIteration`` once the source is closed, or with the
+            :class:`~txsse.errors.ConnectionFailed` that stopped the source.
         """
-        try:
-            return await self.next()
-        except StreamClosed:
-            raise StopAsyncIteration from None
+        return self.next().addErrback(_end_iteration)
 
     def add_listener(self, event_type: str, callback: Callable[[Event], object]) -> None:
         """Call ``callback(event)`` for every event of type ``event_type``.
@@ -450,7 +486,7 @@ class EventSource(Service):
         """
         self.running = False
         state = self._state
-        if isinstance(state, _Stopped):
+        if isinstance(state, _Stopped) and isinstance(state.error, StreamClosed):
             return self._when_drained(state) if state.drain is not None else succeed(None)
         stopped = _Stopped(StreamClosed(f"the event source for {self._url} was closed"))
         self._leave(stopped)
@@ -459,6 +495,7 @@ class EventSource(Service):
         self._fail_waiters(stopped)
         if drain is not None and self._queue.pending:
             stopped.drain = self._clock.callLater(drain, self._drop_queue, stopped)
+            self._watch_taken = True
             return self._when_drained(stopped)
         self._drop_queue(stopped)
         return succeed(None)
@@ -505,24 +542,26 @@ class EventSource(Service):
         attempt = Deferred.fromCoroutine(self._request(state))
         state.deferred = attempt
         if self._connect_timeout is not None:
-            attempt.addTimeout(self._connect_timeout, cast(Any, self._clock))
+            attempt.addTimeout(
+                self._connect_timeout, cast(Any, self._clock), onTimeoutCancel=self._timed_out
+            )
         attempt.addCallbacks(
             self._responded, self._attempt_failed, callbackArgs=(state,), errbackArgs=(state,)
         )
 
     async def _request(self, state: _Connecting) -> tuple[Response, RequestAttempt]:
         """Send the request, following redirects, until a final response."""
+        state.in_hook = True  # the body factory and the prepare hook are the caller's code
         request = build_attempt(
             self._url, self._method, self._headers, self._body, self.last_event_id, state.attempt
         )
         if self._prepare is not None:
-            state.in_hook = True
             result = self._prepare(request)
             if isinstance(result, Deferred):
                 await result
             elif inspect.isawaitable(result):
                 await ensureDeferred(cast(Any, result))
-            state.in_hook = False
+        state.in_hook = False
         agent = self._agent
         if agent is None:
             agent = self._agent = make_agent(self._reactor, self._tls)
@@ -553,16 +592,21 @@ class EventSource(Service):
                 )
             request = redirected(request, response.code, location)
 
+    def _timed_out(self, result: object, timeout: float) -> NoReturn:
+        """Fail a timed-out attempt with ConnectTimeout, whatever the agent made of the cancel.
+
+        :raises ConnectTimeout: always.
+        """
+        raise ConnectTimeout(f"{self._url}: no response headers within {timeout} seconds")
+
     def _attempt_failed(self, failure: Failure, state: _Connecting) -> None:
         """The attempt ended without a final response."""
         if self._state is not state:
             return
         error = cast(BaseException, failure.value)
         if isinstance(error, TimeoutError | CancelledError):
-            error = ConnectTimeout(
-                f"{self._url}: no response headers within {self._connect_timeout} seconds"
-            )
-        elif isinstance(error, ConnectionFailed):
+            error = ConnectTimeout(f"{self._url}: the attempt was cancelled ({error})")
+        if isinstance(error, ConnectionFailed):
             self._fail(error)
             return
         elif not isinstance(error, SSEError) and not state.in_hook:
@@ -575,7 +619,15 @@ class EventSource(Service):
         if self._state is not state:
             discard_body(response)
             return
-        decision = self._policy(response.code, response.headers, request.url, self._clock.seconds())
+        try:
+            decision = self._policy(
+                response.code, response.headers, request.url, self._clock.seconds()
+            )
+        except Exception as bug:
+            _log.failure("the status policy {policy!r} raised", policy=self._policy)
+            decision = Decision(
+                "fail", ConnectionFailed(f"{request.url}: the status policy raised {bug!r}")
+            )
         if decision.action != "open":
             discard_body(response)
             error = decision.error or ConnectionFailed(
@@ -624,6 +676,27 @@ class EventSource(Service):
             self._signals.emit("data", Received(state.protocol.chunk_size, events))
         if not items:
             return
+        if self._listeners.by_name or "comment" in self._signals.by_name:
+            self._deliver_each(state, items)
+        elif self._queue_size != 0:
+            # Nobody but the queue: hand the whole chunk over at once.
+            queue = self._queue
+            waiting = queue.waiting
+            if waiting and len(items) == 1 and items[0].__class__ is Event:
+                waiting.pop(0).callback(items[0])
+                return
+            pending = queue.pending
+            pending.extend([item for item in items if item.__class__ is Event])
+            while waiting and pending and self._state is state:
+                waiting.pop(0).callback(pending.popleft())
+        size = self._queue_size
+        if size and len(self._queue.pending) >= size and self._state is state:
+            assert state.protocol is not None
+            state.protocol.pause()
+            self._watch_taken = True
+
+    def _deliver_each(self, state: _Open, items: Sequence[Event | Comment]) -> None:
+        """Deliver item by item: comments, then for each event its listeners, then the queue."""
         by_type = self._listeners.by_name
         put = self._queue.put if self._queue_size != 0 else None
         delivered: Event | None = None
@@ -642,10 +715,6 @@ class EventSource(Service):
             if put is not None:
                 put(event)
             delivered = event
-        size = self._queue_size
-        if size and len(self._queue.pending) >= size and self._state is state:
-            assert state.protocol is not None
-            state.protocol.pause()
 
     def _taken(self) -> None:
         """An event left the queue: resume reading, or finish draining."""
@@ -657,6 +726,7 @@ class EventSource(Service):
                 and protocol.paused
                 and len(self._queue.pending) <= self._resume_at
             ):
+                self._watch_taken = False
                 state.last_data = self._clock.seconds()
                 protocol.resume()
         elif isinstance(state, _Stopped) and state.drain is not None and not self._queue.pending:
@@ -742,7 +812,10 @@ class EventSource(Service):
     def _report(self, error: BaseException) -> None:
         """Record, log and signal an error."""
         self.last_error = error
-        _log.warn("Event stream {url}: {error}", url=self._url, error=error)
+        if isinstance(error, StreamEnded):
+            _log.info("Event stream {url}: {error}", url=self._url, error=error)
+        else:
+            _log.warn("Event stream {url}: {error}", url=self._url, error=error)
         self._signals.emit("error", error)
 
     def _when_drained(self, state: _Stopped) -> Deferred[None]:
@@ -758,7 +831,8 @@ class EventSource(Service):
         if state.drain is not None and state.drain.active():
             state.drain.cancel()
         state.drain = None
-        del self._queue.pending[:]
+        self._queue.pending.clear()
+        self._watch_taken = False
         waiters, self._queue.waiting = self._queue.waiting, []
         for waiter in waiters:
             waiter.errback(state.error)

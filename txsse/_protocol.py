@@ -73,6 +73,7 @@ class EventStreamProtocol(Protocol):
     def __init__(self, parser: EventStreamParser, receiver: StreamReceiver) -> None:
         self.parser = parser
         self._receiver = receiver
+        self._items_received = receiver.items_received
         self._retry = parser.retry
         self._done = False
         self._paused = False
@@ -101,10 +102,10 @@ class EventStreamProtocol(Protocol):
         try:
             items = parser.feed(data)
         except ParseError as error:
-            self._receiver.items_received(error.events)
+            self._items_received(error.events)
             self._finish(error, abort=True)
             return
-        self._receiver.items_received(items)
+        self._items_received(items)
         retry = parser.retry
         if retry != self._retry and not self._done:
             self._retry = retry

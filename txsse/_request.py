@@ -43,6 +43,11 @@ def check_url(url: str) -> str:
         raise ValueError(f"invalid event stream URL {url!r}: need an absolute http(s) URL")
     if any(c in url for c in " \r\n\t"):
         raise ValueError(f"invalid event stream URL {url!r}: it contains whitespace")
+    if not url.isascii():
+        raise ValueError(
+            f"invalid event stream URL {url!r}: percent-encode non-ASCII characters "
+            "(and write international host names in punycode)"
+        )
     return url
 
 
