@@ -1,8 +1,8 @@
 """Fan-out benchmark: txsse's EventStreamResource against aiohttp-sse and sse-starlette.
 
 Every server runs in its own process and serves the same thing: ``GET /events``
-(an event stream), ``POST /publish`` (broadcast one event to every subscriber)
-and ``GET /stats`` (how many subscribers are registered). This process is the
+(an event stream); a line protocol on a second port broadcasts one event (``P``)
+or counts the registered subscribers (``S``). This process is the
 load: it opens N loopback connections that read everything, then triggers
 broadcasts one at a time and waits until every connection has the event.
 
@@ -98,33 +98,55 @@ def serve_twisted(port: int, plain: bool) -> None:
         stream = EventStreamResource(channel, keepalive=KEEPALIVE, retry=3.0)
 
         def publish(data: str) -> None:
+            count[0] += 1
             channel.publish(data, event="update")
 
         def subscribers() -> int:
             return channel.subscriber_count
 
-    class Publish(Resource):
-        isLeaf = True
+    from twisted.internet.protocol import Factory, Protocol
 
-        def render_POST(self, request):
-            publish(event_data(count[0]))
-            return b"ok"
-
-    class Stats(Resource):
-        isLeaf = True
-
-        def render_GET(self, request):
-            return b"%d" % subscribers()
+    class Control(Protocol):
+        def dataReceived(self, data: bytes) -> None:
+            for command in data.split():
+                if command == b"P":
+                    publish(event_data(count[0]))
+                    self.transport.write(b"ok\n")
+                else:
+                    self.transport.write(b"%d\n" % subscribers())
 
     root = Resource()
     root.putChild(b"events", stream)
-    root.putChild(b"publish", Publish())
-    root.putChild(b"stats", Stats())
     site = Site(root)
     site.log = lambda request: None  # no access log for any server
     listening = reactor.listenTCP(port, site, backlog=1024, interface="127.0.0.1")
-    reactor.callWhenRunning(lambda: print("READY", listening.getHost().port, flush=True))
+    control = reactor.listenTCP(0, Factory.forProtocol(Control), interface="127.0.0.1")
+    reactor.callWhenRunning(
+        lambda: print("READY", listening.getHost().port, control.getHost().port, flush=True)
+    )
     reactor.run()
+
+
+_servers: list = []
+
+
+async def control_server(queues: set, count: list[int]) -> int:
+    """The trigger for the asyncio servers: ``P`` broadcasts, ``S`` counts."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while command := await reader.readline():
+            if command.strip() == b"P":
+                count[0] += 1
+                item = (count[0], event_data(count[0]))
+                for queue in queues:
+                    queue.put_nowait(item)
+                writer.write(b"ok\n")
+            else:
+                writer.write(b"%d\n" % len(queues))
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    _servers.append(server)
+    return server.sockets[0].getsockname()[1]
 
 
 def serve_aiohttp(port: int) -> None:
@@ -149,27 +171,16 @@ def serve_aiohttp(port: int) -> None:
                 queues.discard(queue)
         return response
 
-    async def publish(request: web.Request) -> web.Response:
-        count[0] += 1
-        item = (count[0], event_data(count[0]))
-        for queue in queues:
-            queue.put_nowait(item)
-        return web.Response(text="ok")
-
-    async def stats(request: web.Request) -> web.Response:
-        return web.Response(text=str(len(queues)))
-
     app = web.Application()
     app.router.add_get("/events", events)
-    app.router.add_post("/publish", publish)
-    app.router.add_get("/stats", stats)
 
     async def main() -> None:
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", port, backlog=1024)
         await site.start()
-        print("READY", site._server.sockets[0].getsockname()[1], flush=True)
+        control = await control_server(queues, count)
+        print("READY", site._server.sockets[0].getsockname()[1], control, flush=True)
         await asyncio.Event().wait()
 
     asyncio.run(main())
@@ -179,7 +190,6 @@ def serve_starlette(port: int) -> None:
     import uvicorn
     from sse_starlette.sse import EventSourceResponse
     from starlette.applications import Starlette
-    from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 
     queues: set[asyncio.Queue] = set()
@@ -199,21 +209,9 @@ def serve_starlette(port: int) -> None:
 
         return EventSourceResponse(stream(), ping=int(KEEPALIVE))
 
-    async def publish(request):
-        count[0] += 1
-        item = (count[0], event_data(count[0]))
-        for queue in queues:
-            queue.put_nowait(item)
-        return PlainTextResponse("ok")
-
-    async def stats(request):
-        return PlainTextResponse(str(len(queues)))
-
     app = Starlette(
         routes=[
             Route("/events", events),
-            Route("/publish", publish, methods=["POST"]),
-            Route("/stats", stats),
         ]
     )
 
@@ -221,7 +219,8 @@ def serve_starlette(port: int) -> None:
         async def startup(self, sockets=None):
             await super().startup(sockets)
             port = self.servers[0].sockets[0].getsockname()[1]
-            print("READY", port, flush=True)
+            control = await control_server(queues, count)
+            print("READY", port, control, flush=True)
 
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="error", access_log=False, backlog=1024
@@ -315,12 +314,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def http(port: int, method: str, path: str) -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
-    data = await asyncio.wait_for(reader.read(), 30)
-    writer.close()
-    return data.split(b"\r\n\r\n", 1)[1]
+class Control:
+    """The persistent trigger connection to a server's control port."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def ask(self, command: bytes) -> bytes:
+        self.writer.write(command + b"\n")
+        return (await asyncio.wait_for(self.reader.readline(), 60)).strip()
 
 
 async def wait_until(condition, what: str, timeout: float) -> None:
@@ -332,14 +334,15 @@ async def wait_until(condition, what: str, timeout: float) -> None:
 
 
 async def measure(
-    kind: str, port: int, pid: int, n: int, broadcasts: int, transports: list
+    kind: str, port: int, control_port: int, pid: int, n: int, broadcasts: int, transports: list
 ) -> Result:
     loop = asyncio.get_running_loop()
+    control = Control(*await asyncio.open_connection("127.0.0.1", control_port))
     run = Run(n)
     # Warm up the code paths, then take the baseline.
     warm = [await loop.create_connection(lambda: Subscriber(Run(1)), "127.0.0.1", port)]
     await asyncio.sleep(0.2)
-    await http(port, "POST", "/publish")
+    await control.ask(b"P")
     await asyncio.sleep(0.2)
     for transport, _ in warm:
         transport.close()
@@ -358,8 +361,9 @@ async def measure(
             transports.append(transport)
             subs.append(protocol)
         await wait_until(lambda: run.headers >= len(subs), "response headers", 60)
+
     async def registered() -> int:
-        return int(await http(port, "GET", "/stats"))
+        return int(await control.ask(b"S"))
 
     deadline = time.monotonic() + 60
     while await registered() < n:
@@ -376,7 +380,7 @@ async def measure(
         run.reached = 0
         run.done = loop.create_future()
         t0 = time.perf_counter()
-        await http(port, "POST", "/publish")
+        await control.ask(b"P")
         t1 = await asyncio.wait_for(run.done, 120)
         times.append(t1 - t0)
     wall = time.perf_counter() - wall0
@@ -410,8 +414,8 @@ async def bench(kind: str, n: int) -> Result:
         line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 60)
         if not line.startswith("READY "):
             raise RuntimeError(f"{kind} did not start: {line!r}")
-        port = int(line.split()[1])
-        return await measure(kind, port, proc.pid, n, broadcasts_for(n), transports)
+        port, control_port = map(int, line.split()[1:])
+        return await measure(kind, port, control_port, proc.pid, n, broadcasts_for(n), transports)
     finally:
         proc.kill()
         proc.wait(timeout=30)
@@ -439,8 +443,9 @@ def report(results: list[Result]) -> None:
         mine = by.get(("txsse", r.n))
         if mine is None:
             continue
+        cpu = mine.cpu_us_per_event / r.cpu_us_per_event
         print(
-            f"  vs {r.kind:<14} N={r.n:>6}: CPU/event {mine.cpu_us_per_event / r.cpu_us_per_event:.2f}"
+            f"  vs {r.kind:<14} N={r.n:>6}: CPU/event {cpu:.2f}"
             f"  memory/sub {mine.kib_per_subscriber / max(r.kib_per_subscriber, 0.01):.2f}"
             f"  deliver time {mine.deliver_ms / r.deliver_ms:.2f}"
         )
@@ -473,7 +478,8 @@ def main() -> None:
             result = asyncio.run(bench(kind, n))
             print(
                 f"  {kind} N={n}: {result.kib_per_subscriber:.1f} KiB/sub,"
-                f" {result.deliver_ms:.2f} ms/broadcast, {result.cpu_us_per_event:.2f} us CPU/event",
+                f" {result.deliver_ms:.2f} ms/broadcast,"
+                f" {result.cpu_us_per_event:.2f} us CPU/event",
                 flush=True,
             )
             results.append(result)
