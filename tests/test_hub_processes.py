@@ -41,11 +41,13 @@ async def test_two_hubs_share_topics_and_a_client_moves_without_loss(
     redis_server: RedisServer,  # noqa: F811
     hubs: Callable[..., object],
 ) -> None:
-    """Publish on B reaches A; A killed, the client resumes on B with Last-Event-ID, no loss."""
+    """Publish on B reaches A (with the token only); A killed, the client resumes on B."""
     a: HubProcess = await hubs("--redis", redis_server.url)  # type: ignore[misc]
     b: HubProcess = await hubs("--redis", redis_server.url)  # type: ignore[misc]
     on_a = await Stream(f"{a.base}/topics/news").open()
     assert on_a.status == 200
+    refused = await publish(b.base, "news", "no token", token="")
+    assert refused.code == 401 and b"Bearer" in await refused.content()
     ids = []
     for i in range(5):
         response = await publish(b.base, "news", f"e{i}")

@@ -229,3 +229,19 @@ async def test_publish_fails_fast_while_redis_is_down_and_recovers(
     await until(lambda: sub.data == ["before", "after"], what="the reader to reconnect")
     assert not sub.ended
     await channel.close()
+
+
+def test_redis_names_are_exported_lazily() -> None:
+    """txsse.server exports the Redis classes without importing txredisapi up front."""
+    import subprocess
+    import sys
+
+    import txsse.server
+
+    assert txsse.server.RedisStreamChannel is RedisStreamChannel
+    assert txsse.server.RedisConnection is RedisConnection
+    code = "import sys, txsse.server; print('txredisapi' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert result.stdout.strip() == b"False", result.stderr
+    with pytest.raises(AttributeError):
+        txsse.server.NoSuchName  # noqa: B018
