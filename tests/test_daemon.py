@@ -229,6 +229,17 @@ def test_unexpected_error_exits(run: Run, logged_errors: list[LogEvent]) -> None
     logged_errors.clear()
 
 
+def test_unexpected_source_error_exits(run: Run, logged_errors: list[LogEvent]) -> None:
+    """An unexpected failure of next() is logged with its traceback; status 70, no hang."""
+    daemon = run.started()
+    assert daemon._source is not None
+    (waiter,) = daemon._source.queue.waiting
+    waiter.errback(RuntimeError("bug"))
+    assert run.exits == [EXIT_SOFTWARE]
+    assert logged_errors[0]["log_failure"].check(RuntimeError)
+    logged_errors.clear()
+
+
 class Full:
     """A file on a full disk."""
 

@@ -78,7 +78,7 @@ def test_help_documents_every_option_and_default() -> None:
         "--demo",
     ):
         assert name + "=" in text or name + " " in text, name
-    assert text.count("[default:") >= 15
+    assert text.count("[default:") == 16
 
 
 def test_all_values(tmp_path: Path) -> None:
@@ -178,6 +178,15 @@ def test_relative_paths_made_absolute(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_invalid(args: tuple[str, ...], message: str) -> None:
     """Each invalid value is a usage error whose message says what is wrong."""
     assert message in refused(*args)
+
+
+def test_stdout_needs_the_foreground() -> None:
+    """Standard output is refused when twistd forks into the background (it goes nowhere)."""
+    from twisted.scripts.twistd import ServerOptions
+
+    with pytest.raises(usage.UsageError, match="standard output"):
+        ServerOptions().parseOptions(["sse", "--url", URL])
+    assert ServerOptions().parseOptions(["-n", "sse", "--url", URL]) is None
 
 
 def test_state_file_is_a_directory(tmp_path: Path) -> None:

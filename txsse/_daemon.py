@@ -14,7 +14,7 @@ from txsse._event import Event
 from txsse._exit import EXIT_IO_ERROR, EXIT_SOFTWARE, EXIT_STREAM_FAILED, stop_with_status
 from txsse._output import EventWriter
 from txsse._state import StateFile
-from txsse.errors import ConnectionFailed, StateFileError, StreamClosed
+from txsse.errors import SSEError, StateFileError, StreamClosed
 
 
 class SSEDaemon(Service):
@@ -154,9 +154,13 @@ class SSEDaemon(Service):
                 event = await source.next()
             except StreamClosed:
                 return
-            except ConnectionFailed as e:
+            except SSEError as e:  # ConnectionFailed: the source gave up for good
                 self.log.critical("{url}: {reason}; stopping", url=self.url, reason=str(e))
                 self._on_exit(EXIT_STREAM_FAILED)
+                return
+            except Exception:
+                self.log.failure("unexpected error from the event source; stopping")
+                self._on_exit(EXIT_SOFTWARE)
                 return
             try:
                 self._deliver(event)

@@ -103,7 +103,11 @@ exit status 1. Durations are in seconds. Example: twistd -n sse --url
 https://example.com/events --state-file events.state --output events.jsonl"""
 
     optFlags = [
-        ["demo", None, "Consume txsse's built-in demo stream, served on a free loopback port."],
+        [
+            "demo",
+            None,
+            "Consume txsse's built-in demo stream, served on a free loopback port [default: off].",
+        ],
     ]
 
     optParameters = [
@@ -131,7 +135,7 @@ https://example.com/events --state-file events.state --output events.jsonl"""
             "Keep the last event ID in this file (read at start, written after each event) "
             "[default: none].",
         ],
-        ["output", "o", "-", "Append events to this file; - is standard output."],
+        ["output", "o", "-", "Append events to this file; - is standard output (needs twistd -n)."],
         [
             "format",
             "f",
@@ -171,7 +175,7 @@ https://example.com/events --state-file events.state --output events.jsonl"""
             "policy",
             None,
             "resilient",
-            "resilient: also retry 5xx, 429 and other transient refusals; "
+            "resilient: also retry 5xx, 408 and 429 (honouring Retry-After); "
             "strict: fail on any non-200 answer, as browsers do.",
             _choice("--policy", _POLICIES),
         ],
@@ -251,6 +255,14 @@ https://example.com/events --state-file events.state --output events.jsonl"""
     def _check_output(self) -> None:
         """Make ``--output`` absolute and check that it can be appended to."""
         if self["output"] == "-":
+            # twistd sends standard output to /dev/null when it forks into the
+            # background; ``twist`` and ``twistd -n`` stay in the foreground.
+            parent = self.parent
+            if parent is not None and not parent.get("nodaemon", True):
+                raise usage.UsageError(
+                    "--output - (standard output) is discarded when twistd runs in the "
+                    "background: give twistd -n, or --output FILE"
+                )
             return
         self["output"] = os.path.abspath(self["output"])
         try:
