@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import math
 import subprocess
 import sys
@@ -11,11 +13,13 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.python import usage
 from zope.interface import implementer
 
 from tests._harness import Harness, harness
 from txsse import Event, Received
 from txsse._metrics import SourceMetrics, stream_label
+from txsse._metricsopt import check_metrics_option
 from txsse.errors import ChannelUnavailable
 from txsse.metrics import instrument_channel, instrument_source
 from txsse.server import ISubscriber, MemoryChannel, Replay
@@ -283,3 +287,28 @@ def test_nothing_is_imported_without_metrics() -> None:
 def test_event_type_is_reexported() -> None:
     """The Received signal value is public, next to Event."""
     assert Received(3, 1).size == 3 and Event("x").data == "x"
+
+
+# The --metrics option of the twistd plugins
+
+
+@pytest.mark.parametrize("options", ["txsse._tap", "txsse._hubtap"])
+def test_metrics_option_refuses_bad_endpoints(options: str) -> None:
+    """--metrics with an unparsable endpoint is a usage error naming the option."""
+    parser = importlib.import_module(options).Options()
+    with pytest.raises(usage.UsageError, match="--metrics 'tcp:nope'"):
+        parser.parseOptions(["--metrics", "tcp:nope"])
+
+
+def test_metrics_option_needs_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without prometheus-client installed, --metrics says which extra to install."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "prometheus_client" else real(name, *a),
+    )
+    with pytest.raises(usage.UsageError, match=r"txsse\[metrics\]"):
+        check_metrics_option("tcp:9100")
+    monkeypatch.undo()
+    assert check_metrics_option("tcp:9100:interface=127.0.0.1") == "tcp:9100:interface=127.0.0.1"
