@@ -9,12 +9,14 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from tests._loopback import LoopbackServer
 from txsse import Event, ReadyState
 from txsse._blocking import reactor_thread
 from txsse.blocking import EventSource
 from txsse.errors import ContentTypeError, HTTPStatusError, NoContent, StreamClosed
+from txsse.metrics import instrument_source
 
 WAIT = 10.0
 
@@ -220,3 +222,15 @@ def test_ctrl_c_interrupts_a_waiting_next() -> None:
         child.kill()
     assert child.returncode == 0, err
     assert out == "interrupted\n"
+
+
+def test_metrics_observe_a_blocking_source(server: LoopbackServer) -> None:
+    """txsse.metrics counts a blocking source's events, like an asynchronous one's."""
+    registry = CollectorRegistry()
+    with EventSource(server.url) as source:
+        instrument_source(source, name="b", registry=registry)
+        source.when_open(timeout=WAIT)
+        server.send(b"data: 1\n\ndata: 2\n\n")
+        assert [source.next(timeout=WAIT).data for _ in range(2)] == ["1", "2"]
+        assert registry.get_sample_value("txsse_client_events_total", {"stream": "b"}) == 2
+        assert registry.get_sample_value("txsse_client_ready_state", {"stream": "b"}) == 1

@@ -21,7 +21,7 @@ from txsse import Event, Received
 from txsse._metrics import SourceMetrics, stream_label
 from txsse._metricsopt import check_metrics_option
 from txsse.errors import ChannelUnavailable
-from txsse.metrics import instrument_channel, instrument_source
+from txsse.metrics import instrument_channel, instrument_source, watch_redis
 from txsse.server import ISubscriber, MemoryChannel, Replay
 
 __all__ = ["harness"]
@@ -312,3 +312,18 @@ def test_metrics_option_needs_the_extra(monkeypatch: pytest.MonkeyPatch) -> None
         check_metrics_option("tcp:9100")
     monkeypatch.undo()
     assert check_metrics_option("tcp:9100:interface=127.0.0.1") == "tcp:9100:interface=127.0.0.1"
+
+
+def test_watch_redis_exports_the_connection_state() -> None:
+    """txsse_server_redis_connected follows the connection's ``connected``."""
+    registry = CollectorRegistry()
+    assert value(registry, "txsse_server_redis_connected") is None
+
+    class Connection:
+        connected = False
+
+    connection = Connection()
+    watch_redis(connection, registry)
+    assert value(registry, "txsse_server_redis_connected") == 0
+    connection.connected = True
+    assert value(registry, "txsse_server_redis_connected") == 1

@@ -133,6 +133,8 @@ async def test_hub_metrics_option(tmp_path: Path) -> None:
             "0",
             "--metrics",
             f"tcp:{metrics_port}:interface=127.0.0.1",
+            "--upstream",
+            f"mirror=http://127.0.0.1:{hub_port}/topics/metered",
         ]
     )
     service = make_hub(options)
@@ -145,7 +147,8 @@ async def test_hub_metrics_option(tmp_path: Path) -> None:
         before = await scrape_until(metrics, lambda s: True)
         source.startService()
         await source.when_open()
-        await scrape_until(metrics, lambda s: get(s, "txsse_server_subscribers", **topic) == 1)
+        # Our client and the relay.
+        await scrape_until(metrics, lambda s: get(s, "txsse_server_subscribers", **topic) == 2)
         for data in (b"a", b"b"):
             response = await treq.post(
                 base, data=data, headers={"Authorization": "Bearer pub"}, timeout=10
@@ -158,7 +161,24 @@ async def test_hub_metrics_option(tmp_path: Path) -> None:
             return get(after, name, **topic) - get(before, name, **topic)
 
         assert moved("txsse_server_events_published_total") == 2
-        assert moved("txsse_server_events_delivered_total") == 2
+        assert moved("txsse_server_events_delivered_total") == 4  # our client and the relay
+        # The relay reads the topic back (client metrics) and republishes it to "mirror".
+        upstream = {"stream": base}
+        after = await scrape_until(
+            metrics,
+            lambda s: (
+                get(s, "txsse_server_events_published_total", channel="mirror")
+                - get(before, "txsse_server_events_published_total", channel="mirror")
+                == 2
+            ),
+        )
+        assert moved("txsse_server_events_published_total") == 2
+        assert (
+            get(after, "txsse_client_events_total", **upstream)
+            - get(before, "txsse_client_events_total", **upstream)
+            == 2
+        )
+        assert get(after, "txsse_client_ready_state", **upstream) == 1
     finally:
         await source.close()
         await service.stopService()

@@ -201,7 +201,10 @@ def makeService(options: Options) -> IService:
     strports.service(options["port"], hub.site()).setServiceParent(top)
     EventStreamService(hub, final_retry=options["shutdown-retry"] or None).setServiceParent(top)
     for topic, url in options["upstream"]:
-        UpstreamRelay(topic, url, hub.publish).setServiceParent(top)
+        relay = UpstreamRelay(topic, url, hub.publish)
+        relay.setServiceParent(top)
+        if metrics is not None:
+            metrics.instrument_source(relay.source)
     _log.info(
         "sse-hub on {port}, topics in {backend}, {upstreams} upstream relay(s)",
         port=options["port"],

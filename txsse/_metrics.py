@@ -41,6 +41,7 @@ class _Family:
         self.registry = registry
         self._client: dict[str, Any] | None = None
         self._server: dict[str, Any] | None = None
+        self._redis: Any = None
 
     def client(self) -> dict[str, Any]:
         """The client metrics, labelled by stream."""
@@ -134,11 +135,6 @@ class _Family:
                     "txsse_server_replay_gaps",
                     "Resumptions from an id no longer (or never) in the history.",
                     [_SERVER],
-                    registry=r,
-                ),
-                "redis_connected": _Gauge(
-                    "txsse_server_redis_connected",
-                    "1 while the connection to Redis is up, 0 otherwise.",
                     registry=r,
                 ),
                 "errors": _Counter(
@@ -407,8 +403,14 @@ def watch_redis(connection: Any, registry: CollectorRegistry | None = None) -> N
     :param connection: a :class:`txsse.server.RedisConnection` (its ``connected``).
     :param registry: the Prometheus registry.
     """
-    gauge = family(registry).server()["redis_connected"]
-    gauge.set_function(lambda: 1.0 if connection.connected else 0.0)
+    metrics = family(registry)
+    if metrics._redis is None:
+        metrics._redis = _Gauge(
+            "txsse_server_redis_connected",
+            "1 while the connection to Redis is up, 0 otherwise.",
+            registry=metrics.registry,
+        )
+    metrics._redis.set_function(lambda: 1.0 if connection.connected else 0.0)
 
 
 class MetricsResource(Resource):
