@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import textwrap
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -14,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from tests._loopback import LoopbackServer
 from txsse import Event, ReadyState
 from txsse._blocking import reactor_thread
-from txsse.blocking import EventSource
+from txsse.blocking import EventSource, shutdown
 from txsse.errors import ContentTypeError, HTTPStatusError, NoContent, StreamClosed
 from txsse.metrics import instrument_source
 
@@ -234,3 +236,45 @@ def test_metrics_observe_a_blocking_source(server: LoopbackServer) -> None:
         assert [source.next(timeout=WAIT).data for _ in range(2)] == ["1", "2"]
         assert registry.get_sample_value("txsse_client_events_total", {"stream": "b"}) == 2
         assert registry.get_sample_value("txsse_client_ready_state", {"stream": "b"}) == 1
+
+
+def test_forgotten_source_is_closed(server: LoopbackServer) -> None:
+    """A blocking source dropped without close() is closed, not left reconnecting forever."""
+    source = EventSource(server.url)
+    source.when_open(timeout=WAIT)
+    assert server.clients() == 1
+    del source
+    gc.collect()
+    server.wait_for(lambda: server.clients() == 0)
+
+
+def test_shutdown_wakes_waiters_and_a_new_thread_starts() -> None:
+    """shutdown() makes a waiting next() raise StreamClosed; the next source gets a new thread."""
+    first = reactor_thread()
+    server = LoopbackServer(first)
+    source = EventSource(server.url)
+    source.when_open(timeout=WAIT)
+    outcome: list[BaseException] = []
+    reader = threading.Thread(target=lambda: _catch(outcome, source.next))
+    reader.start()
+    server.stop()  # the source keeps waiting, reconnecting
+    shutdown()
+    reader.join(WAIT)
+    assert len(outcome) == 1 and isinstance(outcome[0], StreamClosed)
+    source.close()  # idempotent, even with the reactor gone
+    again = LoopbackServer(reactor_thread())
+    try:
+        assert reactor_thread() is not first
+        with EventSource(again.url) as other:
+            other.when_open(timeout=WAIT)
+            again.send(b"data: fresh\n\n")
+            assert other.next(timeout=WAIT).data == "fresh"
+    finally:
+        again.stop()
+
+
+def _catch(outcome: list[BaseException], call: Any) -> None:
+    try:
+        call()
+    except BaseException as error:
+        outcome.append(error)

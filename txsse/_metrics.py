@@ -12,6 +12,7 @@ that provides :class:`~txsse.server.IEventChannel` and wraps each subscriber.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, cast
@@ -208,7 +209,8 @@ class SourceMetrics:
         self._bytes = metrics["bytes"].labels(name)
         self._parse_errors = metrics["parse_errors"].labels(name)
         self._ready = metrics["ready_state"].labels(name)
-        self._ready.set(int(source.ready_state))
+        self._ready_lock = threading.Lock()
+        self._ready_seen = False
         metrics["idle"].labels(name).set_function(self._idle)
         self._observers: list[tuple[str, Callable[[Any], object]]] = [
             ("open", self._opened),
@@ -219,6 +221,12 @@ class SourceMetrics:
         ]
         for signal, observer in self._observers:
             source.on(signal, observer)
+        # Read after subscribing (a blocking source changes state meanwhile, in
+        # its reactor thread): keep what a "state" signal may already have set.
+        current = int(source.ready_state)
+        with self._ready_lock:
+            if not self._ready_seen:
+                self._ready.set(current)
 
     def remove(self) -> None:
         """Stop observing the source (its series keep their last values)."""
@@ -239,7 +247,9 @@ class SourceMetrics:
             self._parse_errors.inc()
 
     def _state(self, state: ReadyState) -> None:
-        self._ready.set(int(state))
+        with self._ready_lock:
+            self._ready_seen = True
+            self._ready.set(int(state))
 
     def _data(self, received: Received) -> None:
         self._last_byte = self._clock()
