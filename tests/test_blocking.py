@@ -278,3 +278,23 @@ def _catch(outcome: list[BaseException], call: Any) -> None:
         call()
     except BaseException as error:
         outcome.append(error)
+
+
+def test_many_events_arrive_in_order(server: LoopbackServer) -> None:
+    """A burst larger than one batch comes out complete and in order."""
+    with EventSource(server.url) as source:
+        source.when_open(timeout=WAIT)
+        server.send(b"".join(b"data: %d\n\n" % i for i in range(1000)))
+        assert [int(source.next(timeout=WAIT).data) for _ in range(1000)] == list(range(1000))
+
+
+def test_close_forgets_events_already_fetched(server: LoopbackServer) -> None:
+    """After close() (no drain), next() raises StreamClosed even if events were fetched."""
+    with EventSource(server.url) as source:
+        source.when_open(timeout=WAIT)
+        server.send(b"data: 1\n\ndata: 2\n\ndata: 3\n\n")
+        server.wait_for(lambda: len(source._source.queue.pending) == 3)
+        assert source.next(timeout=WAIT).data == "1"
+        source.close()
+        with pytest.raises(StreamClosed):
+            source.next(timeout=WAIT)

@@ -27,6 +27,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
+from twisted.internet.defer import Deferred
+
 from txsse._blocking import ReactorStopped, reactor_thread, shutdown
 from txsse._client import EventSource as _AsyncEventSource
 from txsse._event import Event
@@ -41,6 +43,25 @@ def _create(url: str, reactor: Any, options: dict[str, Any]) -> _AsyncEventSourc
     source = _AsyncEventSource(url, reactor=reactor, **options)
     source.startService()
     return source
+
+
+#: The most queued events one hop into the reactor thread brings back.
+_BATCH = 256
+
+
+def _take(source: _AsyncEventSource) -> list[Event] | Deferred[list[Event]]:
+    """The events queued now (at most ``_BATCH``), or a Deferred of the next one.
+
+    Runs in the reactor thread. Taking every queued event in one hop, rather
+    than one per hop, makes a thread switch per batch instead of per event.
+    """
+    batch: list[Event] = []
+    pending = source.queue.pending
+    while pending and len(batch) < _BATCH:
+        source.next().addCallback(batch.append)
+    if batch:
+        return batch
+    return source.next().addCallback(lambda event: [event])
 
 
 def _abandon(reactor: Any, source: _AsyncEventSource) -> None:
@@ -115,13 +136,14 @@ class EventSource:
             except IndexError:  # another thread took it
                 pass
         try:
-            call = self._thread.submit(self._source.next)
-            event: Event = call.result(timeout, orphan=self._leftover.append)
+            call = self._thread.submit(_take, self._source)
+            batch: list[Event] = call.result(timeout, orphan=self._leftover.extend)
         except TimeoutError:
             raise TimeoutError(f"no event from {self._url} within {timeout} seconds") from None
         except ReactorStopped:
             raise StreamClosed(f"the event source for {self._url} was shut down") from None
-        return event
+        self._leftover.extend(batch[1:])
+        return batch[0]
 
     def __iter__(self) -> EventSource:
         """Iterate over the events; the loop ends when the source is closed."""
