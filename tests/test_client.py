@@ -123,6 +123,8 @@ def test_invalid_arguments_raise() -> None:
         Harness().source(URL, queue_size=-1)
     with pytest.raises(ValueError):
         Harness().source(URL, idle_timeout=0)
+    with pytest.raises(ValueError):
+        Harness().source(URL, connect_timeout=float("nan"))
     with pytest.raises(TypeError):
         Harness().source(URL, body="text")  # type: ignore[arg-type]
 
@@ -676,7 +678,7 @@ def test_signals_state_open_comment_error(harness: Harness) -> None:
     body.write(b": hello\n\n")
     body.drop()
     names = [name for name, _ in seen]
-    assert names == ["state", "state", "open", "comment", "error", "state"]
+    assert names == ["state", "state", "open", "comment", "state", "error"]
     assert [v for n, v in seen if n == "state"] == [
         ReadyState.CONNECTING,
         ReadyState.OPEN,
@@ -694,6 +696,28 @@ def test_repr_names_url_and_state(harness: Harness) -> None:
     """The repr shows the URL and the ready state."""
     source = harness.started()
     assert repr(source) == f"<EventSource {URL} CONNECTING>"
+
+
+def test_ready_state_changes_before_error_is_announced(harness: Harness) -> None:
+    """As in a browser, error observers already see CONNECTING (or CLOSED when failed)."""
+    source = harness.started(reconnect_delay=1.0)
+    states: list[ReadyState] = []
+    source.on("error", lambda error: states.append(source.ready_state))
+    harness.agent.last.respond().finish()
+    harness.clock.advance(1.0)
+    harness.agent.last.respond(404, {})
+    assert states == [ReadyState.CONNECTING, ReadyState.CLOSED]
+
+
+def test_close_from_state_observer_cancels_reconnection(harness: Harness) -> None:
+    """Closing from a state observer during a reconnection leaves nothing scheduled."""
+    source = harness.started(reconnect_delay=1.0)
+    seen = harness.record(source, "reconnect")
+    source.on("state", lambda state: state == ReadyState.CONNECTING and source.close())
+    harness.agent.last.respond().finish()
+    assert seen == []
+    assert source.ready_state == ReadyState.CLOSED
+    assert harness.clock.getDelayedCalls() == []
 
 
 def test_when_open(harness: Harness) -> None:

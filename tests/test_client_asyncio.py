@@ -41,11 +41,10 @@ SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
-def test_works_under_asyncio_reactor() -> None:
-    """The source runs unchanged under the asyncio reactor, consumed from asyncio code too."""
+def run(script: str) -> str:
+    """Run ``script`` in a fresh interpreter from the project root; its stripped stdout."""
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
+        [sys.executable, "-c", script],
         capture_output=True,
         text=True,
         timeout=60,
@@ -53,4 +52,29 @@ def test_works_under_asyncio_reactor() -> None:
         cwd=Path(__file__).parent.parent,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "AsyncioSelectorReactor ['event 1', 'event 2', 'event 3']"
+    return done.stdout.strip()
+
+
+@pytest.mark.slow
+def test_works_under_asyncio_reactor() -> None:
+    """The source runs unchanged under the asyncio reactor, consumed from asyncio code too."""
+    assert run(SCRIPT) == "AsyncioSelectorReactor ['event 1', 'event 2', 'event 3']"
+
+
+LATE_REACTOR = textwrap.dedent(
+    """
+    import sys
+    from txsse import EventSource
+    source = EventSource("http://127.0.0.1:9/events")
+    assert "twisted.internet.reactor" not in sys.modules
+    from twisted.internet import asyncioreactor
+    asyncioreactor.install()
+    print("installed after construction")
+    """
+)
+
+
+@pytest.mark.slow
+def test_constructing_a_source_installs_no_reactor() -> None:
+    """An application may build its sources first and pick its reactor afterwards."""
+    assert run(LATE_REACTOR) == "installed after construction"

@@ -9,6 +9,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
 
 from tests._sseserver import CutPlan, StreamServer
@@ -109,6 +110,35 @@ async def test_stall_hits_idle_timeout(server: StreamServer) -> None:
         assert server.seen[1].headers["last-event-id"] == "1"
     finally:
         await source.close()
+
+
+class RawResponse(Protocol):
+    """Answer any request with a close-delimited event stream (no length, no chunking)."""
+
+    def dataReceived(self, data: bytes) -> None:
+        if b"\r\n\r\n" in data:
+            self.transport.write(  # type: ignore[union-attr]
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+                b"id: 1\ndata: raw\n\n"
+            )
+            self.transport.loseConnection()  # type: ignore[union-attr]
+
+
+@pytest_twisted.ensureDeferred
+async def test_close_delimited_body_ends_cleanly() -> None:
+    """A body without length or chunking is read to the close, which counts as its end."""
+    port = reactor.listenTCP(  # type: ignore[attr-defined]
+        0, Factory.forProtocol(RawResponse), interface="127.0.0.1"
+    )
+    source = source_for(f"http://127.0.0.1:{port.getHost().port}/")
+    try:
+        [event] = await take(source, 1)
+        ended = await signal(source, "error")
+        assert (event.data, event.id) == ("raw", "1")
+        assert isinstance(ended, StreamEnded)
+    finally:
+        await source.close()
+        await port.stopListening()
 
 
 @pytest_twisted.ensureDeferred

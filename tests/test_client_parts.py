@@ -66,8 +66,13 @@ def test_redirect_to_other_scheme_rejected() -> None:
 
 
 def test_mime_essence() -> None:
-    """Parameters and case are ignored."""
+    """Parameters and case are ignored; a longer type is another type."""
     assert mime_essence("Text/Event-Stream ; charset=UTF-8") == "text/event-stream"
+    assert mime_essence("text/event-stream;") == "text/event-stream"
+    assert mime_essence("text/event-stream-foo") != "text/event-stream"
+    stream = headers(content_type="text/event-stream;charset=bogus")
+    assert resilient_policy(200, stream, "u", 0).action == "open"
+    assert strict_policy(200, headers(content_type="text/event-streams"), "u", 0).action == "fail"
 
 
 def test_retry_after_parsing() -> None:
@@ -104,3 +109,36 @@ def test_trust_certificate_rejects_garbage() -> None:
     """A PEM that does not load raises ValueError."""
     with pytest.raises(ValueError):
         trust_certificate(b"-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n")
+
+
+def test_default_agent_never_pools_connections() -> None:
+    """The default agent uses a non-persistent pool and browser-like TLS verification."""
+    from twisted.internet import reactor
+    from twisted.web.client import BrowserLikePolicyForHTTPS
+
+    from txsse._wire import make_agent
+
+    agent = make_agent(reactor)
+    assert agent._pool.persistent is False
+    assert isinstance(agent._endpointFactory._policyForHTTPS, BrowserLikePolicyForHTTPS)
+
+
+def test_client_public_names() -> None:
+    """The client's public names are exported from the package root."""
+    import txsse
+
+    for name in (
+        "Decision",
+        "EventSource",
+        "EventStreamProtocol",
+        "Opened",
+        "ReadyState",
+        "Reconnect",
+        "RequestAttempt",
+        "StatusPolicy",
+        "pin_certificate",
+        "resilient_policy",
+        "strict_policy",
+        "trust_certificate",
+    ):
+        assert name in txsse.__all__, name

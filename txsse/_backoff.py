@@ -9,6 +9,7 @@ longer than the maximum.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 
@@ -44,6 +45,8 @@ class ReconnectDelay:
         jitter: float = DEFAULT_JITTER,
         random: Callable[[], float] = random.random,
     ) -> None:
+        if not (math.isfinite(base) and math.isfinite(maximum)):
+            raise ValueError("reconnect_delay and max_reconnect_delay must be finite numbers")
         if base < 0:
             raise ValueError(f"reconnect_delay must be >= 0, not {base!r}")
         if maximum < base:

@@ -9,7 +9,7 @@ hold exactly what must be cancelled when the source leaves them.
 from __future__ import annotations
 
 import inspect
-from collections import deque
+import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -33,6 +33,7 @@ from txsse._event import Comment, Event
 from txsse._parser import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_LENGTH, EventStreamParser
 from txsse._policy import Decision, StatusPolicy, header, resolve_policy
 from txsse._protocol import EventStreamProtocol
+from txsse._queue import EventQueue, end_iteration
 from txsse._request import (
     DEFAULT_MAX_REDIRECTS,
     REDIRECT_STATUSES,
@@ -45,7 +46,7 @@ from txsse._request import (
 )
 from txsse._signals import SIGNALS, Observers, Opened, ReadyState, Received, Reconnect, Signal
 from txsse._types import Agent, Clock, DelayedCall, Response, TLSPolicy
-from txsse._wire import BytesProducer, discard_body, make_agent
+from txsse._wire import BytesProducer, GlobalClock, discard_body, global_reactor, make_agent
 from txsse.errors import (
     ConnectionFailed,
     ConnectTimeout,
@@ -61,46 +62,6 @@ from txsse.errors import (
 Prepare = Callable[[RequestAttempt], "Awaitable[object] | object"]
 
 _log = Logger(namespace="txsse.client")
-
-
-class _Pending(deque[Event]):
-    """The queue's backlog: a deque, so taking from the front is O(1).
-
-    ``DeferredQueue`` calls ``pending.pop(0)``; a deque's ``pop`` takes no index.
-    """
-
-    def pop(self, index: int = -1) -> Event:
-        """Remove and return the first (``index=0``) or last event.
-
-        :param index: 0 or -1.
-        :returns: the event.
-        """
-        return self.popleft() if index == 0 else super().pop()
-
-
-class _EventQueue(DeferredQueue[Event]):
-    """A ``DeferredQueue`` that tells its source whenever an event is taken."""
-
-    def __init__(self, taken: Callable[[], None]) -> None:
-        super().__init__()
-        self.pending: _Pending = _Pending()  # type: ignore[assignment]
-        self._taken = taken
-
-    def get(self) -> Deferred[Event]:
-        """Take the next event, as :meth:`DeferredQueue.get`.
-
-        :returns: a Deferred that fires with the next event.
-        """
-        result = super().get()
-        self._taken()
-        return result
-
-
-def _end_iteration(failure: Failure) -> NoReturn:
-    """Turn ``StreamClosed`` into ``StopAsyncIteration``; other failures pass."""
-    if isinstance(failure.value, StreamClosed):
-        raise StopAsyncIteration
-    failure.raiseException()
 
 
 @dataclass
@@ -266,8 +227,10 @@ class EventSource(Service):
             raise ValueError("last_event_id cannot contain NUL, CR or LF")
         self._last_event_id = last_event_id
         for name, value in (("connect_timeout", connect_timeout), ("idle_timeout", idle_timeout)):
-            if value is not None and value <= 0:
-                raise ValueError(f"{name} must be positive or None, not {value!r}")
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise ValueError(
+                    f"{name} must be a positive number of seconds or None, not {value!r}"
+                )
         self._connect_timeout = connect_timeout
         self._idle_timeout = idle_timeout
         self._delay = ReconnectDelay(
@@ -284,16 +247,14 @@ class EventSource(Service):
         self._reset_backoff_after = reset_backoff_after
         self._max_line_length = max_line_length
         self._max_event_size = max_event_size
-        if reactor is None:
-            from twisted.internet import reactor as global_reactor
-
-            reactor = global_reactor
+        # The global reactor is looked up when the source starts, not now: constructing a
+        # source must not install the default reactor before the application picks one.
         self._reactor: Any = reactor
-        self._clock: Clock = reactor
+        self._clock: Clock = reactor if reactor is not None else GlobalClock()
         self._agent = agent
         self._tls = tls
         self._prepare = prepare
-        self._queue = _EventQueue(self._taken)
+        self._queue = EventQueue(self._taken)
         # Whether next() must call _taken (paused for back-pressure, or draining).
         self._watch_taken = False
         self._listeners = Observers(None, _log)
@@ -386,7 +347,7 @@ class EventSource(Service):
             ``StopAsyncIteration`` once the source is closed, or with the
             :class:`~txsse.errors.ConnectionFailed` that stopped the source.
         """
-        return self.next().addErrback(_end_iteration)
+        return self.next().addErrback(end_iteration)
 
     def add_listener(self, event_type: str, callback: Callable[[Event], object]) -> None:
         """Call ``callback(event)`` for every event of type ``event_type``.
@@ -461,6 +422,8 @@ class EventSource(Service):
 
     def startService(self) -> None:
         """Start the stream (again, after :meth:`close`, keeping the last event ID)."""
+        if self._reactor is None:
+            self._reactor = self._clock = global_reactor()
         self.running = True
         state = self._state
         if isinstance(state, _Idle | _Stopped):
@@ -777,7 +740,10 @@ class EventSource(Service):
             self._failures = 0
         delay = self._delay.delay(self._failures, at_least=at_least)
         self._failures += 1
-        self._leave(_Waiting(self._clock.callLater(delay, self._connect)))
+        waiting = _Waiting(self._clock.callLater(delay, self._connect))
+        self._leave(waiting)
+        # As a browser: readyState is CONNECTING by the time the error is announced.
+        self._set_ready(ReadyState.CONNECTING)
         self._report(error)
         reconnect = Reconnect(self._failures, delay, error)
         _log.info(
@@ -787,16 +753,16 @@ class EventSource(Service):
             attempt=reconnect.attempt,
             reason=error,
         )
-        self._set_ready(ReadyState.CONNECTING)
-        self._signals.emit("reconnect", reconnect)
+        if self._state is waiting:
+            self._signals.emit("reconnect", reconnect)
 
     def _fail(self, error: SSEError) -> None:
         """Fail the connection for good: CLOSED, no reconnection."""
         stopped = _Stopped(error)
         self._leave(stopped)
         self.running = False
-        self._report(error)
         self._set_ready(ReadyState.CLOSED)
+        self._report(error)
         self._fail_waiters(stopped)
 
     def _fail_waiters(self, state: _Stopped) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import Protocol
@@ -10,7 +11,7 @@ from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionP
 from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
-from txsse._types import TLSPolicy
+from txsse._types import DelayedCall, TLSPolicy
 
 
 def make_agent(reactor: Any, tls: TLSPolicy | None = None) -> Any:
@@ -24,6 +25,27 @@ def make_agent(reactor: Any, tls: TLSPolicy | None = None) -> Any:
     pool = HTTPConnectionPool(reactor, persistent=False)  # type: ignore[no-untyped-call]
     policy = tls or BrowserLikePolicyForHTTPS()  # type: ignore[no-untyped-call]
     return Agent(reactor, contextFactory=policy, pool=pool)  # type: ignore[no-untyped-call]
+
+
+def global_reactor() -> Any:
+    """The global reactor (installing the default one if none is yet)."""
+    from twisted.internet import reactor
+
+    return reactor
+
+
+class GlobalClock:
+    """The global reactor's clock, looked up on use (before the source starts)."""
+
+    def seconds(self) -> float:
+        """The reactor's current time."""
+        return float(global_reactor().seconds())
+
+    def callLater(
+        self, delay: float, callable: Callable[..., Any], *args: object, **kw: object
+    ) -> DelayedCall:
+        """Schedule a call on the global reactor."""
+        return cast(DelayedCall, global_reactor().callLater(delay, callable, *args, **kw))
 
 
 @implementer(IBodyProducer)
@@ -75,4 +97,4 @@ def discard_body(response: Any) -> None:
     response.deliverBody(_Discard())
 
 
-__all__ = ["BytesProducer", "discard_body", "make_agent"]
+__all__ = ["BytesProducer", "GlobalClock", "discard_body", "global_reactor", "make_agent"]
