@@ -196,3 +196,17 @@ def test_failing_subscriber_does_not_stop_the_others(logged_errors: list[Any]) -
     assert len(healthy.chunks) == 1
     assert len(logged_errors) == 1
     logged_errors.clear()
+
+
+def test_identical_replays_share_one_bytes_object() -> None:
+    """Clients resuming after the same id get the same replay bytes, until the log changes."""
+    channel = MemoryChannel(history=10, first_id=1)
+    for n in range(5):
+        channel.publish(f"e{n}")
+    first, second = channel.subscribe(Collector(), "2"), channel.subscribe(Collector(), "2")
+    assert first.chunk is second.chunk
+    assert first.chunk.count(b"data:") == 3
+    gap1, gap2 = channel.subscribe(Collector(), "x"), channel.subscribe(Collector(), "y")
+    assert gap1.chunk is gap2.chunk and gap1.chunk.count(b"data:") == 5
+    channel.publish("e5")
+    assert channel.subscribe(Collector(), "2").chunk.count(b"data:") == 4

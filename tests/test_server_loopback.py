@@ -139,6 +139,9 @@ async def test_raw_client_resumes_across_forced_disconnect(
     response, reader = await connect(url, parser)
     assert response.code == 200
     assert response.headers.getRawHeaders(b"content-type") == [b"text/event-stream; charset=utf-8"]
+    await wait_for(lambda: channel.subscriber_count == 1, "the subscription")
+    (stream,) = resource.stream._streams
+    assert stream._socket is not None, "cleartext TCP takes the direct-send path"
     published = [channel.publish(f"event {n}") for n in range(5)]
     received = await take(reader, 5)
     resource.cut()

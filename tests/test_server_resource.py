@@ -412,6 +412,7 @@ def test_channel_can_end_a_stream(clock: Clock) -> None:
         ({"retry": "3"}, "retry must be a number"),
         ({"max_unsent": -1}, "max_unsent must be"),
         ({"reset_event": "a\nb"}, "contains CR or LF"),
+        ({"reset_event": ""}, "non-empty event type"),
     ],
 )
 def test_bad_options_are_refused(
@@ -436,3 +437,50 @@ def test_reset_notice_is_json(channel: MemoryChannel, clock: Clock) -> None:
     notice = client.events()[0]
     assert json.loads(notice.data)["oldest_id"] == channel.last_id
     client.disconnect()
+
+
+def test_bad_final_retry_is_refused(channel: MemoryChannel) -> None:
+    """EventStreamService refuses a negative or non-numeric final retry at construction."""
+    resource = EventStreamResource(channel)
+    for value in (-1, "5"):
+        with pytest.raises(ValueError, match="final_retry must be"):
+            EventStreamService(resource, final_retry=value)  # type: ignore[arg-type]
+
+
+def test_one_framing_per_broadcast(channel: MemoryChannel, clock: Clock) -> None:
+    """Every HTTP/1.1 subscriber of a broadcast is handed the very same framed bytes."""
+    resource, site = serve(channel, clock)
+    clients = [request(site) for _ in range(3)]
+    framed: list[bytes] = []
+    frame = resource.frame
+    resource.frame = lambda chunk: framed.append(frame(chunk)) or framed[-1]  # type: ignore[method-assign]
+    channel.publish("once")
+    assert len(framed) == 3
+    assert framed[0] is framed[1] is framed[2]
+    for client in clients:
+        assert client.events() == [Event("once", id=channel.last_id or "")]
+        client.disconnect()
+
+
+def test_access_log_counts_fast_path_bytes(channel: MemoryChannel, clock: Clock) -> None:
+    """Bytes written on the fast path still count in the request's sentLength."""
+    resource, site = serve(channel, clock)
+    client = request(site)
+    (stream,) = resource._streams
+    channel.publish("counted")
+    assert stream.request.sentLength == len(client.body)
+    client.disconnect()
+
+
+def test_keepalive_skips_pending_subscriptions(clock: Clock) -> None:
+    """A stream still waiting for its channel gets no keep-alive before its headers."""
+    channel = AsyncChannel()
+    _, site = serve(channel, clock, keepalive=1.0)
+    ready, waiting = request(site), request(site)
+    channel.pending[0][2].callback(Replay())
+    clock.advance(1.0)
+    assert ready.comments() == [Comment(""), Comment("")]
+    assert waiting.transport.value() == b""
+    ready.disconnect()
+    waiting.disconnect()
+    assert clock.getDelayedCalls() == []

@@ -78,3 +78,9 @@ def test_bad_arguments() -> None:
     router = ChannelRouter({"a": MemoryChannel()})
     with pytest.raises(ValueError, match="already routed"):
         router.add_channel("a", MemoryChannel())
+
+
+def test_bad_max_channels() -> None:
+    """``max_channels`` must be a non-negative int."""
+    with pytest.raises(ValueError, match="max_channels must be a non-negative int"):
+        ChannelRouter(default=MemoryChannel(), max_channels=-1)

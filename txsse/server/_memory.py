@@ -57,6 +57,9 @@ class MemoryChannel:
         self._index: dict[str, int] = {}
         self._count = 0
         self._subscribers: dict[ISubscriber, None] = {}
+        # The last replay built, by (first absolute position, event count): a
+        # reconnection storm after the same id shares one bytes object.
+        self._replay: tuple[int, int, bytes] = (-1, -1, b"")
 
     @property
     def subscriber_count(self) -> int:
@@ -135,10 +138,19 @@ class MemoryChannel:
         if not last_event_id:
             return Replay(b"", False, oldest)
         position = self._index.get(last_event_id)
+        first = self._count - len(self._ids)
         if position is None:
-            return Replay(b"".join(self._chunks), True, oldest)
-        start = position + 1 - (self._count - len(self._ids))
-        return Replay(b"".join(islice(self._chunks, start, None)), False, oldest)
+            return Replay(self._replay_from(first), True, oldest)
+        return Replay(self._replay_from(position + 1), False, oldest)
+
+    def _replay_from(self, position: int) -> bytes:
+        """The kept events from absolute ``position`` on, joined once per state."""
+        cached_position, cached_count, chunk = self._replay
+        if cached_position != position or cached_count != self._count:
+            start = position - (self._count - len(self._ids))
+            chunk = b"".join(islice(self._chunks, start, None))
+            self._replay = (position, self._count, chunk)
+        return chunk
 
     def unsubscribe(self, subscriber: ISubscriber) -> None:
         """Stop sending to ``subscriber``; a no-op if it is not subscribed."""

@@ -101,6 +101,10 @@ class EventStreamResource(Resource):
             raise ValueError(f"channel must provide IEventChannel, not {channel!r}")
         if isinstance(max_unsent, bool) or not isinstance(max_unsent, int) or max_unsent < 0:
             raise ValueError(f"max_unsent must be a non-negative int of bytes, not {max_unsent!r}")
+        if not reset_event:
+            raise ValueError(
+                "reset_event must be a non-empty event type (clients read '' as message)"
+            )
         format_event(event=reset_event)  # raises ValueError for an unusable event type
         if reactor is None:
             from twisted.internet import reactor as _reactor

@@ -28,7 +28,8 @@ class ChannelRouter(Resource):
     :param max_channels: the most channels a factory may create.
     :param stream_options: keyword arguments for every
         :class:`EventStreamResource` (``keepalive``, ``retry``, ...).
-    :raises ValueError: if a channel or the default is of the wrong type.
+    :raises ValueError: if a channel or the default is of the wrong type, or
+        ``max_channels`` is not a non-negative int.
     """
 
     def __init__(
@@ -42,6 +43,8 @@ class ChannelRouter(Resource):
         super().__init__()
         if default is not None and not (IEventChannel.providedBy(default) or callable(default)):
             raise ValueError(f"default must be a channel, a factory or None, not {default!r}")
+        if isinstance(max_channels, bool) or not isinstance(max_channels, int) or max_channels < 0:
+            raise ValueError(f"max_channels must be a non-negative int, not {max_channels!r}")
         self._options = stream_options
         self._default = default
         self._max_channels = max_channels

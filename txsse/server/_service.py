@@ -6,6 +6,8 @@ from typing import Protocol
 
 from twisted.application.service import Service
 
+from txsse.server._resource import _seconds
+
 
 class Closable(Protocol):
     """Something whose streams can be closed: a resource or a router."""
@@ -27,6 +29,7 @@ class EventStreamService(Service):
         clients connected (``False``; the process decides when they go).
     :param final_retry: seconds for the final ``retry:`` field, or ``None``.
     :param spread: randomize the final delay per client up to ``final_retry``.
+    :raises ValueError: if ``final_retry`` is negative or not a number.
     """
 
     def __init__(
@@ -37,6 +40,7 @@ class EventStreamService(Service):
         final_retry: float | None = None,
         spread: bool = True,
     ) -> None:
+        _seconds("final_retry", final_retry, positive=False)
         self.streams = streams
         self.close_streams = close_streams
         self.final_retry = final_retry

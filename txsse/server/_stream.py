@@ -77,6 +77,7 @@ class _Stream:
                 and not ISSLTransport.providedBy(transport)
                 and isinstance(getattr(transport, "_tempDataBuffer", None), list)
                 and isinstance(getattr(transport, "dataBuffer", None), bytes)
+                and getattr(transport, "_aborting", None) is False
             ):
                 self._socket = transport.socket
 
@@ -92,7 +93,12 @@ class _Stream:
             framed = self._resource.frame(chunk)
             self.request.sentLength += len(chunk)  # for the access log
             sock = self._socket
-            if sock is not None and not transport.dataBuffer and not transport._tempDataBuffer:
+            if sock is not None and not (
+                transport.dataBuffer
+                or transport._tempDataBuffer
+                or transport.disconnecting
+                or transport._aborting
+            ):
                 try:
                     sent = sock.send(framed)
                 except OSError:
