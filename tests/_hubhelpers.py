@@ -5,20 +5,45 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_twisted
 import treq
+from _redisserver import stop_process
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.web.client import HTTPConnectionPool
+from twisted.web.server import Site
 
 from txsse import Event, EventStreamParser
+from txsse.server import EventStreamResource, MemoryChannel
+
+
+class Upstream:
+    """A loopback upstream event stream: a memory channel served with retry: 50 ms."""
+
+    def __init__(self) -> None:
+        self.channel = MemoryChannel(100)
+        self.resource = EventStreamResource(self.channel, keepalive=None, retry=0.05)
+        self.port: Any = reactor.listenTCP(  # type: ignore[attr-defined]
+            0, Site(self.resource), interface="127.0.0.1"
+        )
+        self.url = f"http://127.0.0.1:{self.port.getHost().port}/"
+
+
+@pytest_twisted.async_yield_fixture
+async def upstream() -> AsyncIterator[Upstream]:
+    """An :class:`Upstream`, closed after the test."""
+    server = Upstream()
+    yield server
+    server.resource.close()
+    await server.port.stopListening()
 
 
 async def until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "") -> None:
@@ -28,6 +53,28 @@ async def until(condition: Callable[[], Any], timeout: float = 10.0, what: str =
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what or condition}")
         await deferLater(reactor, 0.01, lambda: None)
+
+
+async def wait_healthy(
+    base: str,
+    timeout: float = 20.0,
+    check: Callable[[], None] = lambda: None,
+    log: Callable[[], str] = lambda: "",
+) -> None:
+    """Poll ``base/health`` until it answers 200; ``check()`` may fail the test early."""
+    deadline = time.monotonic() + timeout
+    while True:
+        check()
+        try:
+            response = await treq.get(f"{base}/health", persistent=False)
+            await response.content()
+            if response.code == 200:
+                return
+        except Exception:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"the hub at {base} did not start within {timeout} s:\n{log()}")
+        await deferLater(reactor, 0.05, lambda: None)
 
 
 class _Body(Protocol):
@@ -117,19 +164,14 @@ class HubProcess:
                  "--publish-token-file", str(self.token_file), *self.args],
                 stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
-        deadline = time.monotonic() + 20
-        while True:
-            if self.process.poll() is not None:
-                pytest.fail(f"sse-hub exited with {self.process.returncode}:\n{self.log_text()}")
-            try:
-                response = await treq.get(f"{self.base}/health", persistent=False)
-                await response.content()
-                if response.code == 200:
-                    return self
-            except Exception:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"sse-hub did not start:\n{self.log_text()}")
-            await deferLater(reactor, 0.05, lambda: None)
+        process = self.process
+
+        def exited() -> None:
+            if process.poll() is not None:
+                pytest.fail(f"sse-hub exited with {process.returncode}:\n{self.log_text()}")
+
+        await wait_healthy(self.base, check=exited, log=self.log_text)
+        return self
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
@@ -142,9 +184,4 @@ class HubProcess:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it does not exit within 10 s."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.process)

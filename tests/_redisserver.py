@@ -20,6 +20,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 10 s; wait for the exit."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
 def _find_redis_server() -> str:
     """The redis-server binary, installed with apt-get when missing and possible."""
     found = shutil.which("redis-server")
@@ -82,13 +93,7 @@ class RedisServer:
 
     def stop(self) -> None:
         """Stop it (SIGTERM: the append-only file is flushed) and wait for the exit."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_process(self.process)
         self.process = None
 
     def command(self, *args: str) -> bytes:

@@ -38,3 +38,8 @@ def _no_logged_errors(request: pytest.FixtureRequest) -> Iterator[list[LogEvent]
 def logged_errors(request: pytest.FixtureRequest) -> list[LogEvent]:
     """The errors logged so far by this test; clear it after checking them."""
     return request.node._txsse_logged_errors  # type: ignore[no-any-return]
+
+
+# Fixtures of the Redis and hub tests: a real redis-server per test, a loopback upstream.
+from _hubhelpers import upstream  # noqa: E402, F401
+from _redisserver import redis_server  # noqa: E402, F401

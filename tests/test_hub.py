@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_twisted
 import treq
-from _hubhelpers import Stream, publish, until
+from _hubhelpers import Stream, Upstream, publish, until
 from twisted.application.service import MultiService
 from twisted.internet import reactor
 from twisted.internet.defer import fail, succeed
 from twisted.python import usage
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
-from twisted.web.server import Site
 from zope.interface import implementer
 
 from txsse._hub import Hub
 from txsse._hubtap import Options, makeService
 from txsse._relay import UpstreamRelay
 from txsse.errors import ChannelUnavailable
-from txsse.server import EventStreamResource, IEventChannel, MemoryChannel
+from txsse.server import IEventChannel, MemoryChannel
 
 
 class Served:
@@ -55,6 +54,11 @@ def serve() -> Iterator[Any]:
 
 async def get(url: str, **headers: str) -> Any:
     return await treq.get(url, headers=headers, persistent=False)
+
+
+def post(url: str, body: Any) -> Any:
+    """POST raw bytes (or a body producer) with the publish token."""
+    return treq.post(url, data=body, headers={"Authorization": "Bearer secret"}, persistent=False)
 
 
 async def text(response: Any) -> str:
@@ -140,12 +144,7 @@ async def test_too_large_bodies_get_413(serve: Any) -> None:
     assert response.code == 413
     assert "--max-event-size" in await text(response)
 
-    chunked = await treq.post(
-        f"{hub.base}/topics/t",
-        data=Chunked([b"x" * 8, b"x" * 8]),
-        headers={"Authorization": "Bearer secret"},
-        persistent=False,
-    )
+    chunked = await post(f"{hub.base}/topics/t", Chunked([b"x" * 8, b"x" * 8]))
     assert chunked.code == 413
 
 
@@ -158,26 +157,8 @@ async def test_bad_requests_get_clear_4xx(serve: Any) -> None:
         (publish(hub.base, ".hidden", "x"), 400, "topic name"),
         (publish(hub.base, "t", "x", event="a\nb"), 400, "Bad Request"),
         (publish(hub.base, "t", "x", event=""), 400, "must not be empty"),
-        (
-            treq.post(
-                f"{hub.base}/topics/t",
-                data=b"\xff",
-                persistent=False,
-                headers={"Authorization": "Bearer secret"},
-            ),
-            400,
-            "UTF-8",
-        ),
-        (
-            treq.post(
-                f"{hub.base}/topics/t?event=a&event=b",
-                data=b"x",
-                persistent=False,
-                headers={"Authorization": "Bearer secret"},
-            ),
-            400,
-            "once",
-        ),
+        (post(f"{hub.base}/topics/t", b"\xff"), 400, "UTF-8"),
+        (post(f"{hub.base}/topics/t?event=a&event=b", b"x"), 400, "once"),
         (treq.put(f"{hub.base}/topics/t", data=b"x", persistent=False), 405, "POST publishes"),
         (get(f"{hub.base}/topics/t/extra"), 404, "/topics/<name>"),
         (get(f"{hub.base}/topics"), 404, "/topics/<name>"),
@@ -236,6 +217,7 @@ async def test_topic_limit(serve: Any) -> None:
     assert (await publish(hub.base, "one", "x")).code == 200
     response = await publish(hub.base, "two", "x")
     assert response.code == 404 and "--max-topics" in await text(response)
+    assert (await get(f"{hub.base}/topics/three")).code == 404
 
 
 @implementer(IEventChannel)
@@ -300,6 +282,7 @@ def test_options_defaults_and_token_file(tmp_path: Path) -> None:
         (("--publish-token", "x", "--cors-origin", "example.com"), "give an origin"),
         (("--publish-token", "x", "--history", "0"), "positive"),
         (("--publish-token", "x", "--keepalive", "-1"), "seconds"),
+        (("--publish-token", "x", "--relay-lease", "0"), "relay-lease"),
     ],
 )
 def test_options_refuse_bad_command_lines(args: tuple[str, ...], message: str) -> None:
@@ -318,41 +301,32 @@ def test_make_service_memory_and_redis() -> None:
     assert type(next(iter(redis))).__name__ == "RedisConnection"
 
 
-@pytest_twisted.async_yield_fixture
-async def upstream() -> AsyncIterator[tuple[MemoryChannel, EventStreamResource, str]]:
-    """A loopback upstream event stream (memory channel), stopped after the test."""
-    channel = MemoryChannel(100)
-    resource = EventStreamResource(channel, keepalive=None, retry=0.05)
-    port: Any = reactor.listenTCP(0, Site(resource), interface="127.0.0.1")  # type: ignore[attr-defined]
-    yield channel, resource, f"http://127.0.0.1:{port.getHost().port}/"
-    resource.close()
-    await port.stopListening()
-
-
 @pytest_twisted.ensureDeferred
 async def test_relay_retries_publishing_while_the_channel_is_down(
-    upstream: tuple[MemoryChannel, EventStreamResource, str],
+    upstream: Upstream,
 ) -> None:
     """Publish failures (Redis down) are retried; every upstream event arrives once, in order."""
-    channel, _resource, url = upstream
-    published: list[tuple[str, str, str | None]] = []
+    channel, url = upstream.channel, upstream.url
+    published: list[tuple[str, str | None, str]] = []
     failures = [2]
 
-    def flaky(topic: str, data: str, event: str | None) -> Any:
+    def flaky(data: str, event: str | None, upstream_id: str) -> Any:
         if failures[0]:
             failures[0] -= 1
             return fail(ChannelUnavailable("down"))
-        published.append((topic, data, event))
+        published.append((data, event, upstream_id))
         return "id"
 
     relay = UpstreamRelay("t", url, flaky, reconnect_delay=0.05)
     relay.startService()
     try:
         await relay.source.when_open()
-        for i in range(5):
-            channel.publish(f"e{i}", event=None if i % 2 else "kind")
+        ids = [channel.publish(f"e{i}", event=None if i % 2 else "kind") for i in range(5)]
         await until(lambda: len(published) == 5, what="every event to be relayed")
-        assert published == [("t", f"e{i}", None if i % 2 else "kind") for i in range(5)]
+        assert [(d, e) for d, e, _ in published] == [
+            (f"e{i}", None if i % 2 else "kind") for i in range(5)
+        ]
+        assert [u for _, _, u in published] == ids  # the upstream ids, for resuming
         assert relay.relayed == 5
     finally:
         await relay.stopService()

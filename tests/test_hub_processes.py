@@ -7,12 +7,8 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
-from _hubhelpers import HubProcess, Stream, publish, until
-from _redisserver import RedisServer, free_port, redis_server  # noqa: F401 (fixture)
-from twisted.internet import reactor
-from twisted.web.server import Site
-
-from txsse.server import EventStreamResource, MemoryChannel
+from _hubhelpers import HubProcess, Stream, Upstream, publish, until
+from _redisserver import RedisServer, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +34,7 @@ async def hubs(tmp_path: Path) -> AsyncIterator[Callable[..., object]]:
 
 @pytest_twisted.ensureDeferred
 async def test_two_hubs_share_topics_and_a_client_moves_without_loss(
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
     hubs: Callable[..., object],
 ) -> None:
     """Publish on B reaches A (with the token only); A killed, the client resumes on B."""
@@ -72,7 +68,7 @@ async def test_two_hubs_share_topics_and_a_client_moves_without_loss(
 
 @pytest_twisted.ensureDeferred
 async def test_redis_restart_503_for_publishers_streams_survive(
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
     hubs: Callable[..., object],
 ) -> None:
     """Redis down: POST gets 503 and nothing is lost; after restart publishing works again."""
@@ -122,31 +118,66 @@ async def until_async(check: Callable[[], object], timeout: float = 10.0, what: 
 @pytest_twisted.ensureDeferred
 async def test_upstream_relay_survives_upstream_drops_without_gap(
     hubs: Callable[..., object],
+    upstream: Upstream,
 ) -> None:
     """The hub relays an upstream stream; the upstream drops its clients twice; nothing lost."""
-    channel = MemoryChannel(100)
-    upstream = EventStreamResource(channel, keepalive=None, retry=0.05)
-    port = reactor.listenTCP(0, Site(upstream), interface="127.0.0.1")  # type: ignore[attr-defined]
-    url = f"http://127.0.0.1:{port.getHost().port}/"
-    try:
-        hub: HubProcess = await hubs("--upstream", f"relayed={url}")  # type: ignore[misc]
-        await until(lambda: upstream.stream_count == 1, what="the hub to connect upstream")
-        local = await Stream(f"{hub.base}/topics/relayed").open()
-        sent = []
-        for round_ in range(3):
-            for i in range(5):
-                sent.append(f"r{round_}-{i}")
-                channel.publish(sent[-1], event="tick")
-            if round_ < 2:
-                await until(lambda: len(local.events) == len(sent), what="relayed events")
-                upstream.close(0.05, spread=False)  # drop the hub's upstream connection
-                upstream.reopen()
-                channel.publish(f"gap-{round_}")  # published while the hub is away
-                sent.append(f"gap-{round_}")
-                await until(lambda: upstream.stream_count == 1, what="the relay to reconnect")
-        await until(lambda: len(local.events) == len(sent), what="every event relayed")
-        assert local.data == sent
-        assert {e.event for e in local.events} == {"tick", "message"}
-        await local.close()
-    finally:
-        await port.stopListening()
+    channel, resource = upstream.channel, upstream.resource
+    hub: HubProcess = await hubs("--upstream", f"relayed={upstream.url}")  # type: ignore[misc]
+    await until(lambda: resource.stream_count == 1, what="the hub to connect upstream")
+    local = await Stream(f"{hub.base}/topics/relayed").open()
+    sent = []
+    for round_ in range(3):
+        for i in range(5):
+            sent.append(f"r{round_}-{i}")
+            channel.publish(sent[-1], event="tick")
+        if round_ < 2:
+            await until(lambda: len(local.events) == len(sent), what="relayed events")
+            resource.close(0.05, spread=False)  # drop the hub's upstream connection
+            resource.reopen()
+            channel.publish(f"gap-{round_}")  # published while the hub is away
+            sent.append(f"gap-{round_}")
+            await until(lambda: resource.stream_count == 1, what="the relay to reconnect")
+    await until(lambda: len(local.events) == len(sent), what="every event relayed")
+    assert local.data == sent
+    assert {e.event for e in local.events} == {"tick", "message"}
+    await local.close()
+
+
+@pytest.mark.parametrize(("end", "lease"), [("kill", "1"), ("stop", "60")])
+@pytest_twisted.ensureDeferred
+async def test_one_process_relays_and_another_takes_over_without_gap_or_duplicate(
+    redis_server: RedisServer,
+    hubs: Callable[..., object],
+    upstream: Upstream,
+    end: str,
+    lease: str,
+) -> None:
+    """One of two hubs relays; killed (lease expires) or stopped (released), the other resumes."""
+    channel, resource = upstream.channel, upstream.resource
+    args = ("--redis", redis_server.url, "--upstream", f"relayed={upstream.url}",
+            "--relay-lease", lease)  # fmt: skip
+    a: HubProcess = await hubs(*args)  # type: ignore[misc]
+    b: HubProcess = await hubs(*args)  # type: ignore[misc]
+    await until(lambda: resource.stream_count == 1, what="one relay to connect upstream")
+    streams = {hub: await Stream(f"{hub.base}/topics/relayed").open() for hub in (a, b)}
+    sent = [f"e{i}" for i in range(5)]
+    for data in sent:
+        channel.publish(data)
+    await until(lambda: all(len(s.events) == 5 for s in streams.values()))
+    assert all(s.data == sent for s in streams.values())
+    assert resource.stream_count == 1  # the other process does not relay
+
+    reply = redis_server.command("GET", "txsse:topic:relayed:relay")
+    pid = int(reply.split(b"\r\n")[1].rsplit(b":", 2)[1])
+    leader, survivor = (a, b) if a.process and a.process.pid == pid else (b, a)
+    leader.kill() if end == "kill" else leader.stop()
+    for i in range(5, 10):  # published while nobody relays
+        sent.append(f"e{i}")
+        channel.publish(sent[-1])
+    stream = streams[survivor]
+    await until(lambda: len(stream.events) >= 10, timeout=20, what="the take-over")
+    channel.publish("last")
+    sent.append("last")
+    await until(lambda: "last" in stream.data, what="the new relay to go on")
+    assert stream.data == sent
+    await stream.close()

@@ -194,7 +194,10 @@ class Broken:
     def __init__(self) -> None:
         self.subscribers: list[Any] = []
 
-    def publish(self, data: str, event: str | None = None, id: str | None = None) -> Deferred[str]:
+    def publish(
+        self, data: str, event: str | None = None, id: str | None = None, **extra: Any
+    ) -> Deferred[str]:
+        self.extra = extra
         return fail(ChannelUnavailable("Redis is unreachable"))
 
     def publish_json(self, obj: object, event: Any = None, id: Any = None) -> Deferred[str]:
@@ -216,7 +219,8 @@ def test_channel_counts_backend_errors() -> None:
     inner = Broken()
     channel = instrument_channel(inner, "r", registry=registry)  # type: ignore[arg-type]
     failures: list[Any] = []
-    channel.publish("x").addErrback(failures.append)  # type: ignore[attr-defined]
+    channel.publish("x", fields={"k": "v"}).addErrback(failures.append)  # type: ignore[attr-defined]
+    assert inner.extra == {"fields": {"k": "v"}}
     ids: list[Any] = []
     channel.publish_json([1]).addCallback(ids.append)  # type: ignore[attr-defined]
     assert len(failures) == 1 and ids == ["7"]

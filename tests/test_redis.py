@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import pytest_twisted
-from _redisserver import RedisServer, redis_server  # noqa: F401 (fixture)
+from _hubhelpers import until
+from _redisserver import RedisServer
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
@@ -23,15 +24,6 @@ from txsse.server._redisconn import RedisConnection, parse_redis_url
 pytestmark = pytest.mark.slow
 
 
-async def until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "") -> None:
-    """Let the reactor run until ``condition()`` is true; fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what or condition}")
-        await deferLater(reactor, 0.01, lambda: None)
-
-
 @implementer(ISubscriber)
 class Recorder:
     """Collects what a channel sends; parses it back into events."""
@@ -39,9 +31,11 @@ class Recorder:
     def __init__(self) -> None:
         self.parser = EventStreamParser()
         self.events: list[Any] = []
+        self.raw = b""
         self.ended = False
 
     def send(self, chunk: bytes) -> None:
+        self.raw += chunk
         self.events.extend(self.parser.feed(chunk))
 
     def end(self) -> None:
@@ -57,7 +51,7 @@ class Recorder:
 
 
 @pytest_twisted.async_yield_fixture
-async def conn(redis_server: RedisServer) -> AsyncIterator[RedisConnection]:  # noqa: F811
+async def conn(redis_server: RedisServer) -> AsyncIterator[RedisConnection]:
     """A started connection to the test's redis-server."""
     connection = RedisConnection(redis_server.url, reply_timeout=5.0)
     connection.startService()
@@ -207,7 +201,7 @@ async def test_bad_events_fail_with_value_error(conn: RedisConnection) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_publish_fails_fast_while_redis_is_down_and_recovers(
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
     conn: RedisConnection,
 ) -> None:
     """Redis down: publish fails at once with ChannelUnavailable; the live stream survives."""
@@ -245,3 +239,46 @@ def test_redis_names_are_exported_lazily() -> None:
     assert result.stdout.strip() == b"False", result.stderr
     with pytest.raises(AttributeError):
         txsse.server.NoSuchName  # noqa: B018
+
+
+@pytest_twisted.ensureDeferred
+async def test_fields_are_stored_with_the_entry_but_not_sent(conn: RedisConnection) -> None:
+    """Extra fields go into the entry (newest_fields reads them), never to subscribers."""
+    channel = RedisStreamChannel(conn, "t:fields")
+    assert await channel.newest_fields() is None
+    sub = await subscribe(channel)
+    await channel.publish("x", "kind", fields={"upstream-id": "u7"})
+    assert await channel.newest_fields() == {"data": "x", "event": "kind", "upstream-id": "u7"}
+    await until(lambda: len(sub.events) == 1)
+    assert sub.events[0].data == "x" and b"u7" not in sub.raw
+    with pytest.raises(ValueError, match="reserved"):
+        await channel.publish("y", fields={"data": "z"})
+    await channel.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_lease_has_one_holder_expires_and_is_released(conn: RedisConnection) -> None:
+    """One holder at a time; renewal keeps it; release or expiry lets another take it."""
+    from txsse.server._redislease import RedisLease
+
+    first = RedisLease(conn, "t:lease", ttl=0.3, holder="first")
+    second = RedisLease(conn, "t:lease", ttl=0.3, holder="second")
+    assert await first.acquire() is True
+    assert await second.acquire() is False
+    assert await first.acquire() is True  # renewal
+    assert await second.release() is False  # not its lease
+    assert await first.release() is True
+    assert await second.acquire() is True
+    # second does not renew: its lease expires and first can take it
+    expired: list[bool] = []
+
+    async def taken() -> bool:
+        expired.append(await first.acquire())
+        return expired[-1]
+
+    deadline = time.monotonic() + 5
+    while not await taken():
+        assert time.monotonic() < deadline, "the lease never expired"
+        await deferLater(reactor, 0.05, lambda: None)
+    with pytest.raises(ValueError):
+        RedisLease(conn, "k", ttl=0)

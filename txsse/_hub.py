@@ -351,11 +351,8 @@ class _Topic(Resource):
                 )  # fmt: skip
             hub.subscribers += 1
             request.notifyFinish().addBoth(self._unsubscribed)
-        try:
-            resource = hub.router.getChild(self._name.encode(), request)
-        except Exception:  # pragma: no cover - the factory failing is a bug
-            self._log.failure("cannot create topic {topic}", topic=self._name)
-            return _answer(request, 500, "Internal Server Error")
+        # A new topic past --max-topics gets the router's 404.
+        resource = hub.router.getChild(self._name.encode(), request)
         result: bytes | int = resource.render(request)
         return result
 

@@ -69,6 +69,13 @@ class Options(usage.Options):
         ["subscribe-token", None, None, "Bearer token subscribers must present (default: open)."],
         ["subscribe-token-file", None, None, "File holding the subscribe token."],
         ["shutdown-retry", None, 2.0, "On stop, clients reconnect within this many s.", _seconds],
+        [
+            "relay-lease",
+            None,
+            10.0,
+            "With --redis: seconds before another process takes over a relay whose process died.",
+            _seconds,
+        ],
     ]
 
     def __init__(self) -> None:
@@ -137,6 +144,8 @@ class Options(usage.Options):
                 self["redis"] = parse_redis_url(self["redis"])
             except ValueError as error:
                 raise usage.UsageError(f"--redis: {error}") from None
+        if not self["relay-lease"] > 0:
+            raise usage.UsageError("--relay-lease must be a positive number of seconds")
         for name in ("keepalive", "retry"):
             if self[name] == 0:
                 self[name] = None
@@ -156,6 +165,7 @@ def makeService(options: Options) -> IService:
         # Imported here: txredisapi is an optional dependency (txsse[redis]).
         from txsse.server._redis import RedisStreamChannel
         from txsse.server._redisconn import RedisConnection
+        from txsse.server._redislease import RedisLease
 
         redis = RedisConnection(options["redis"])
         redis.setServiceParent(top)
@@ -165,11 +175,31 @@ def makeService(options: Options) -> IService:
         def factory(topic: str) -> IEventChannel:
             return RedisStreamChannel(redis, prefix + topic, history=history)
 
+        def relay_for(topic: str, url: str) -> UpstreamRelay:
+            # One process of the group relays (a lease in Redis); the upstream id
+            # is stored with each entry, so whoever relays next resumes after it.
+            channel: Any = hub.channel(topic)
+            lease = RedisLease(redis, f"{prefix}{topic}:relay", ttl=options["relay-lease"])
+
+            def publish(data: str, event: str | None, upstream_id: str) -> Any:
+                fields = {"upstream-id": upstream_id} if upstream_id else None
+                return channel.publish(data, event, fields=fields)
+
+            def resume() -> Any:
+                return channel.newest_fields().addCallback(
+                    lambda fields: (fields or {}).get("upstream-id")
+                )
+
+            return UpstreamRelay(topic, url, publish, lease=lease, resume=resume)
+
         backend = f"Redis at {options['redis']}"
     else:
 
         def factory(topic: str) -> IEventChannel:
             return MemoryChannel(history)
+
+        def relay_for(topic: str, url: str) -> UpstreamRelay:
+            return UpstreamRelay(topic, url, lambda data, event, _: hub.publish(topic, data, event))
 
         backend = "memory (this process only)"
     metrics: Any = None
@@ -201,7 +231,7 @@ def makeService(options: Options) -> IService:
     strports.service(options["port"], hub.site()).setServiceParent(top)
     EventStreamService(hub, final_retry=options["shutdown-retry"] or None).setServiceParent(top)
     for topic, url in options["upstream"]:
-        relay = UpstreamRelay(topic, url, hub.publish)
+        relay = relay_for(topic, url)
         relay.setServiceParent(top)
         if metrics is not None:
             metrics.instrument_source(relay.source)

@@ -331,9 +331,16 @@ class MeteredChannel:
 
     # Publishing
 
-    def publish(self, data: str, event: str | None = None, id: str | None = None) -> object:
-        """Publish through the wrapped channel, counting the event (see IEventChannel)."""
-        return self._count_publish(self.channel.publish(data, event, id))
+    def publish(
+        self, data: str, event: str | None = None, id: str | None = None, **extra: Any
+    ) -> object:
+        """Publish through the wrapped channel, counting the event (see IEventChannel).
+
+        Extra keyword arguments (such as ``RedisStreamChannel``'s ``fields``) go
+        to the wrapped channel.
+        """
+        publish: Any = self.channel.publish
+        return self._count_publish(publish(data, event, id, **extra))
 
     def publish_json(self, obj: object, event: str | None = None, id: str | None = None) -> object:
         """Publish JSON through the wrapped channel, counting the event."""

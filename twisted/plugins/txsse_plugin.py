@@ -14,6 +14,6 @@ sse = ServiceMaker(
 sse_hub = ServiceMaker(
     "txsse event hub",
     "txsse._hubtap",
-    "HTTP hub: subscribe to /topics/<name>, publish with POST (memory or Redis)",
+    "HTTP hub: subscribe to /topics/<name>, publish with POST (memory or Redis Streams).",
     "sse-hub",
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import txredisapi
@@ -137,13 +138,23 @@ class RedisStreamChannel:
         """How many subscribers are receiving (or about to receive) events."""
         return len(self._live) + len(self._pending) + len(self._skip)
 
-    def publish(self, data: str, event: str | None = None, id: str | None = None) -> Deferred[str]:
+    def publish(
+        self,
+        data: str,
+        event: str | None = None,
+        id: str | None = None,
+        *,
+        fields: Mapping[str, str] | None = None,
+    ) -> Deferred[str]:
         """Append one event to the stream (``XADD``); every reader sends it on.
 
         :param data: the event's data.
         :param event: the event type, or ``None`` (clients use ``message``).
         :param id: an explicit stream id (``"<ms>-<seq>"``, larger than every
             id in the stream), or ``None`` to let Redis assign one.
+        :param fields: more fields stored atomically with the entry but not
+            sent to subscribers (a relay keeps its upstream's id there); see
+            :meth:`newest_fields`. ``data`` and ``event`` are reserved.
         :returns: a Deferred firing with the stream id once Redis stored the
             event. It fails with :class:`ValueError` for an event that cannot
             be encoded or an id Redis refuses, and with
@@ -157,7 +168,29 @@ class RedisStreamChannel:
         args = ["XADD", self.key, "MAXLEN", "~", str(self.history), id or "*", "data", data]
         if event is not None:
             args += ["event", event]
+        for name, value in (fields or {}).items():
+            if name in ("data", "event"):
+                return fail(ValueError(f"the field name {name!r} is reserved"))
+            args += [name, value]
         return self._redis.execute(*args).addErrback(self._refused)
+
+    def newest_fields(self) -> Deferred[dict[str, str] | None]:
+        """The fields of the newest entry of the stream (``XREVRANGE + - COUNT 1``).
+
+        :returns: a Deferred firing with the entry's fields (``data``,
+            ``event`` and those given to :meth:`publish`), or ``None`` if the
+            stream is empty; it fails with
+            :class:`~txsse.errors.ChannelUnavailable` while Redis is unreachable.
+        """
+        d: Deferred[Any] = self._redis.execute("XREVRANGE", self.key, "+", "-", "COUNT", "1")
+
+        def fields(reply: list[Any]) -> dict[str, str] | None:
+            if not reply:
+                return None
+            values = reply[0][1]
+            return dict(zip(values[::2], values[1::2], strict=False))
+
+        return d.addCallback(fields)
 
     def publish_json(
         self, obj: object, event: str | None = None, id: str | None = None

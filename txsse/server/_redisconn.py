@@ -10,6 +10,7 @@ injectable and a command sent while Redis is unreachable fails at once with
 
 from __future__ import annotations
 
+import random
 from typing import Any, NamedTuple, cast
 from urllib.parse import unquote, urlsplit
 
@@ -146,8 +147,9 @@ class RedisConnection(Service):
     :param reactor: provides the clock and the network; the global reactor by default.
     :param reply_timeout: seconds to wait for any reply before the connection
         is dropped as dead (and reconnected); ``None`` waits forever.
-    :param initial_delay: first reconnection delay, in seconds.
-    :param max_delay: longest reconnection delay, in seconds.
+    :param initial_delay: first reconnection delay, in seconds (plus a random
+        jitter of up to as much again); each failure multiplies it by 1.5.
+    :param max_delay: longest reconnection delay, in seconds (before jitter).
     :raises ValueError: for an invalid URL.
     """
 
@@ -211,7 +213,11 @@ class RedisConnection(Service):
         self._service = ClientService(
             self._endpoint(),
             _ProtocolFactory(self),
-            retryPolicy=backoffPolicy(self._initial_delay, self._max_delay),
+            retryPolicy=backoffPolicy(
+                self._initial_delay,
+                self._max_delay,
+                jitter=lambda: random.random() * self._initial_delay,
+            ),
             clock=cast(IReactorTime, self.reactor),
             prepareConnection=self._prepare,
         )
