@@ -63,7 +63,9 @@ def run(tmp_path: Path) -> Iterator[Run]:
     yield r
     for daemon in r.daemons:
         if daemon.running:
-            daemon.stopService()
+            stopped: list[object] = []
+            daemon.stopService().addBoth(stopped.append)
+            assert stopped == [None]
     assert r.clock.getDelayedCalls() == [], "a timer leaked"
 
 
@@ -202,6 +204,27 @@ def test_transient_failure_retries(run: Run) -> None:
     assert run.exits == []
 
 
+def test_strict_policy_fails_on_503(run: Run, logged_errors: list[LogEvent]) -> None:
+    """With policy="strict" a 503 is permanent, as in browsers: status 1."""
+    run.started(policy="strict")
+    run.agent.last.respond(503, {})
+    assert run.exits == [EXIT_STREAM_FAILED]
+    assert "503" in logged_errors[0]["reason"]
+    logged_errors.clear()
+
+
+def test_idle_timeout_reconnects(run: Run) -> None:
+    """No byte for idle_timeout seconds drops the stream and reconnects from the last ID."""
+    run.started(idle_timeout=5.0, reconnect_delay=0.5, max_reconnect_delay=0.5)
+    run.agent.last.respond().write(b"id: 1\ndata: a\n\n")
+    run.clock.advance(4.9)
+    assert len(run.agent.requests) == 1
+    run.clock.advance(0.2)
+    run.clock.advance(1.0)
+    assert len(run.agent.requests) == 2
+    assert run.agent.last.header("Last-Event-ID") == "1"
+
+
 def test_output_write_error_exits(run: Run, logged_errors: list[LogEvent]) -> None:
     """An event that cannot be written ends the process with status 74, ID not saved."""
     daemon = run.started()
@@ -233,7 +256,7 @@ def test_unexpected_source_error_exits(run: Run, logged_errors: list[LogEvent]) 
     """An unexpected failure of next() is logged with its traceback; status 70, no hang."""
     daemon = run.started()
     assert daemon._source is not None
-    (waiter,) = daemon._source.queue.waiting
+    waiter = daemon._source.queue.waiting.pop()
     waiter.errback(RuntimeError("bug"))
     assert run.exits == [EXIT_SOFTWARE]
     assert logged_errors[0]["log_failure"].check(RuntimeError)

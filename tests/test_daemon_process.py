@@ -113,7 +113,11 @@ class Daemon:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, *args: str, twistd: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
-        command = [TWISTD, "-n", "--pidfile=", f"--logfile={self.log}", *twistd, "sse", *args]
+        """``twistd -n`` logging to a file, with ``twistd`` options, then ``sse args``."""
+        return self.run(TWISTD, "-n", "--pidfile=", f"--logfile={self.log}", *twistd, "sse", *args)
+
+    def run(self, *command: str) -> subprocess.Popen[bytes]:
+        """Start ``command`` with its standard output and error going to ``self.stdout``."""
         with open(self.stdout, "ab") as stdout:
             self.proc = subprocess.Popen(command, stdout=stdout, stderr=subprocess.STDOUT)
         self._procs.append(self.proc)
@@ -289,11 +293,7 @@ def test_invalid_option_is_a_usage_error(daemon: Daemon) -> None:
 @pytest_twisted.ensureDeferred
 async def test_demo_prints_events(daemon: Daemon) -> None:
     """``twistd -n --pidfile= sse --demo`` (the README's command) prints events within seconds."""
-    command = [TWISTD, "--nodaemon", "--pidfile=", "sse", "--demo"]
-    with open(daemon.stdout, "wb") as stdout:
-        proc = subprocess.Popen(command, stdout=stdout, stderr=subprocess.STDOUT)
-    daemon.proc = proc
-    daemon._procs.append(proc)
+    daemon.run(TWISTD, "--nodaemon", "--pidfile=", "sse", "--demo")
 
     def events() -> list[dict[str, str]]:
         lines = daemon.stdout.read_bytes().splitlines()
@@ -336,11 +336,10 @@ async def test_daemonized_with_pidfile(server: Server, tmp_path: Path, daemon: D
 async def test_with_syslog(server: Server, daemon: Daemon) -> None:
     """With twistd's --syslog (and --prefix) instead of a log file the daemon works the same."""
     server.stream.publish("via syslog")
-    command = [TWISTD, "-n", "--pidfile=", "--syslog", "--prefix=txsse-test", "sse"]
-    command += ["--url", server.url, "--output", str(daemon.out)]
-    with open(daemon.stdout, "wb") as stdout:
-        daemon.proc = subprocess.Popen(command, stdout=stdout, stderr=subprocess.STDOUT)
-    daemon._procs.append(daemon.proc)
+    daemon.run(
+        *(TWISTD, "-n", "--pidfile=", "--syslog", "--prefix=txsse-test", "sse"),
+        *("--url", server.url, "--output", str(daemon.out)),
+    )
     await daemon.until_ids("1")
     assert await daemon.stop() in (0, -signal.SIGTERM)
     assert b"Traceback" not in daemon.stdout.read_bytes()
