@@ -226,3 +226,40 @@ def test_daemon_metrics_option(tmp_path: Path) -> None:
         proc.wait(timeout=30)
     out = (tmp_path / "out").read_text()
     assert out.count("\n") >= first + 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_real_slow_client_eviction_is_counted() -> None:
+    """A real socket that stops reading is evicted by EventStreamResource, and counted."""
+    registry = CollectorRegistry()
+    channel = instrument_channel(MemoryChannel(history=10), "slow", registry=registry)
+    root = Resource()
+    root.putChild(b"events", EventStreamResource(channel, keepalive=None, max_unsent=64 * 1024))
+    port = reactor.listenTCP(0, Site(root), interface="127.0.0.1")
+    slow = socket.create_connection(("127.0.0.1", port.getHost().port), 5)
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.sendall(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+
+    def sample(name: str) -> float:
+        return registry.get_sample_value(name, {"channel": "slow"}) or 0.0
+
+    try:
+        deadline = time.monotonic() + WAIT
+        while sample("txsse_server_subscribers") < 1:
+            assert time.monotonic() < deadline, "the slow client never subscribed"
+            await deferLater(reactor, 0.01)
+        for _ in range(4000):
+            if sample("txsse_server_subscribers") == 0:
+                break
+            channel.publish("x" * 16384)
+            await deferLater(reactor, 0)
+        assert sample("txsse_server_slow_client_evictions_total") == 1
+        assert sample("txsse_server_subscribers") == 0
+        assert (
+            0
+            < sample("txsse_server_events_delivered_total")
+            < sample("txsse_server_events_published_total")
+        )
+    finally:
+        slow.close()
+        await port.stopListening()
