@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -35,121 +36,83 @@ _CLIENT = "stream"
 _SERVER = "channel"
 
 
+#: (key, kind, name, help, extra labels) of the client metrics, labelled by stream.
+_CLIENT_METRICS: tuple[tuple[str, type, str, str, tuple[str, ...]], ...] = (
+    ("connections", _Counter, "txsse_client_connections",
+     "Streams opened (responses accepted as event streams).", ()),
+    ("reconnections", _Counter, "txsse_client_reconnections",
+     "Reconnections scheduled, by the error that caused them.", ("reason",)),
+    ("events", _Counter, "txsse_client_events", "Events received.", ()),
+    ("bytes", _Counter, "txsse_client_received_bytes",
+     "Bytes of event-stream bodies received.", ()),
+    ("parse_errors", _Counter, "txsse_client_parse_errors",
+     "Streams dropped because they could not be parsed (line or event too long).", ()),
+    ("ready_state", _Gauge, "txsse_client_ready_state",
+     "The ready state: 0 connecting, 1 open, 2 closed.", ()),
+    ("idle", _Gauge, "txsse_client_seconds_since_last_byte",
+     "Seconds since the last byte arrived (NaN before the first one).", ()),
+)  # fmt: skip
+
+#: The same for the channel metrics, labelled by channel.
+_SERVER_METRICS: tuple[tuple[str, type, str, str, tuple[str, ...]], ...] = (
+    ("subscribers", _Gauge, "txsse_server_subscribers",
+     "Subscribers receiving the channel's events now.", ()),
+    ("published", _Counter, "txsse_server_events_published",
+     "Events published (stored and fanned out).", ()),
+    ("delivered", _Counter, "txsse_server_events_delivered",
+     "Live events written to subscribers (one per event per subscriber).", ()),
+    ("replayed", _Counter, "txsse_server_events_replayed",
+     "Events sent from the history to resuming subscribers.", ()),
+    ("evictions", _Counter, "txsse_server_slow_client_evictions",
+     "Subscribers disconnected for not reading (max_unsent exceeded).", ()),
+    ("replay_requests", _Counter, "txsse_server_replay_requests",
+     "Subscriptions that asked to resume after a Last-Event-ID.", ()),
+    ("gaps", _Counter, "txsse_server_replay_gaps",
+     "Resumptions from an id no longer (or never) in the history.", ()),
+    ("errors", _Counter, "txsse_server_channel_errors",
+     "Channel (Redis) failures, by operation: publish, subscribe, or deliver "
+     "(subscribers ended because events could not be read).", ("operation",)),
+)  # fmt: skip
+
+
 class _Family:
     """The metric objects of one registry, created once (a registry refuses duplicates)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
+        self._registry = weakref.ref(registry)
         self._client: dict[str, Any] | None = None
         self._server: dict[str, Any] | None = None
         self._redis: Any = None
 
+    @property
+    def registry(self) -> CollectorRegistry:
+        """The registry (alive as long as metrics are being made for it)."""
+        registry = self._registry()
+        assert registry is not None
+        return registry
+
+    def _build(
+        self, specs: tuple[tuple[str, type, str, str, tuple[str, ...]], ...], label: str
+    ) -> dict[str, Any]:
+        return {
+            key: kind(name, help, [label, *extra], registry=self.registry)
+            for key, kind, name, help, extra in specs
+        }
+
     def client(self) -> dict[str, Any]:
         """The client metrics, labelled by stream."""
         if self._client is None:
-            r = self.registry
-            self._client = {
-                "connections": _Counter(
-                    "txsse_client_connections",
-                    "Streams opened (responses accepted as event streams).",
-                    [_CLIENT],
-                    registry=r,
-                ),
-                "reconnections": _Counter(
-                    "txsse_client_reconnections",
-                    "Reconnections scheduled, by the error that caused them.",
-                    [_CLIENT, "reason"],
-                    registry=r,
-                ),
-                "events": _Counter(
-                    "txsse_client_events", "Events received.", [_CLIENT], registry=r
-                ),
-                "bytes": _Counter(
-                    "txsse_client_received_bytes",
-                    "Bytes of event-stream bodies received.",
-                    [_CLIENT],
-                    registry=r,
-                ),
-                "parse_errors": _Counter(
-                    "txsse_client_parse_errors",
-                    "Streams dropped because they could not be parsed (line or event too long).",
-                    [_CLIENT],
-                    registry=r,
-                ),
-                "ready_state": _Gauge(
-                    "txsse_client_ready_state",
-                    "The ready state: 0 connecting, 1 open, 2 closed.",
-                    [_CLIENT],
-                    registry=r,
-                ),
-                "idle": _Gauge(
-                    "txsse_client_seconds_since_last_byte",
-                    "Seconds since the last byte arrived (NaN before the first one).",
-                    [_CLIENT],
-                    registry=r,
-                ),
-            }
+            self._client = self._build(_CLIENT_METRICS, _CLIENT)
         return self._client
 
     def server(self) -> dict[str, Any]:
         """The channel metrics, labelled by channel."""
         if self._server is None:
-            r = self.registry
-            self._server = {
-                "subscribers": _Gauge(
-                    "txsse_server_subscribers",
-                    "Subscribers receiving the channel's events now.",
-                    [_SERVER],
-                    registry=r,
-                ),
-                "published": _Counter(
-                    "txsse_server_events_published",
-                    "Events published (stored and fanned out).",
-                    [_SERVER],
-                    registry=r,
-                ),
-                "delivered": _Counter(
-                    "txsse_server_events_delivered",
-                    "Live events written to subscribers (one per event per subscriber).",
-                    [_SERVER],
-                    registry=r,
-                ),
-                "replayed": _Counter(
-                    "txsse_server_events_replayed",
-                    "Events sent from the history to resuming subscribers.",
-                    [_SERVER],
-                    registry=r,
-                ),
-                "evictions": _Counter(
-                    "txsse_server_slow_client_evictions",
-                    "Subscribers disconnected for not reading (max_unsent exceeded).",
-                    [_SERVER],
-                    registry=r,
-                ),
-                "replay_requests": _Counter(
-                    "txsse_server_replay_requests",
-                    "Subscriptions that asked to resume after a Last-Event-ID.",
-                    [_SERVER],
-                    registry=r,
-                ),
-                "gaps": _Counter(
-                    "txsse_server_replay_gaps",
-                    "Resumptions from an id no longer (or never) in the history.",
-                    [_SERVER],
-                    registry=r,
-                ),
-                "errors": _Counter(
-                    "txsse_server_channel_errors",
-                    "Channel (Redis) failures, by operation: publish, subscribe, or "
-                    "deliver (subscribers ended because events could not be read).",
-                    [_SERVER, "operation"],
-                    registry=r,
-                ),
-            }
+            self._server = self._build(_SERVER_METRICS, _SERVER)
         return self._server
 
 
-_families: dict[int, _Family] = {}
+_families: weakref.WeakKeyDictionary[CollectorRegistry, _Family] = weakref.WeakKeyDictionary()
 
 
 def family(registry: CollectorRegistry | None = None) -> _Family:
@@ -159,9 +122,9 @@ def family(registry: CollectorRegistry | None = None) -> _Family:
     :returns: the family of metric objects of that registry.
     """
     registry = REGISTRY if registry is None else registry
-    found = _families.get(id(registry))
-    if found is None or found.registry is not registry:
-        found = _families[id(registry)] = _Family(registry)
+    found = _families.get(registry)
+    if found is None:
+        found = _families[registry] = _Family(registry)
     return found
 
 
