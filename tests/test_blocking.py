@@ -262,6 +262,10 @@ def test_shutdown_wakes_waiters_and_a_new_thread_starts() -> None:
     reader.join(WAIT)
     assert len(outcome) == 1 and isinstance(outcome[0], StreamClosed)
     source.close()  # idempotent, even with the reactor gone
+    with pytest.raises(StreamClosed):
+        source.when_open(timeout=WAIT)
+    with pytest.raises(StreamClosed):
+        source.ready_state  # noqa: B018
     again = LoopbackServer(reactor_thread())
     try:
         assert reactor_thread() is not first

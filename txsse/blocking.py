@@ -171,7 +171,7 @@ class EventSource:
         :raises ConnectionFailed: when the source failed for good.
         """
         try:
-            opened: Opened = self._thread.call(self._source.when_open, timeout=timeout)
+            opened: Opened = self._call(self._source.when_open, timeout=timeout)
         except TimeoutError:
             raise TimeoutError(f"{self._url} did not open within {timeout} seconds") from None
         return opened
@@ -198,7 +198,7 @@ class EventSource:
 
     def restart(self) -> None:
         """Drop the current connection and reconnect now (or start again after close)."""
-        self._thread.call(self._source.restart)
+        self._call(self._source.restart)
 
     def __enter__(self) -> EventSource:
         return self
@@ -242,8 +242,15 @@ class EventSource:
         """Read the asynchronous source's state in the reactor thread."""
         if self._thread.in_reactor_thread():
             return getter(self._source)
-        result: _T = self._thread.call(getter, self._source)
+        result: _T = self._call(getter, self._source)
         return result
+
+    def _call(self, function: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
+        """Call into the reactor thread; a stopped reactor means a closed source."""
+        try:
+            return self._thread.call(function, *args, timeout=timeout)
+        except ReactorStopped:
+            raise StreamClosed(f"the event source for {self._url} was shut down") from None
 
     # Callbacks (run in the reactor thread)
 
