@@ -118,13 +118,18 @@ async def test_library_metrics_move_as_events_flow() -> None:
         await port.stopListening()
 
 
+@pytest.mark.parametrize("backend", ["memory", "redis"])
 @pytest_twisted.ensureDeferred
-async def test_hub_metrics_option(tmp_path: Path) -> None:
+async def test_hub_metrics_option(backend: str, request: pytest.FixtureRequest) -> None:
     """``twistd sse-hub --metrics`` counts publishes, subscribers and deliveries per topic."""
     hub_port, metrics_port = free_port(), free_port()
+    redis = []
+    if backend == "redis":
+        redis = ["--redis", request.getfixturevalue("redis_server").url]
     options = HubOptions()
     options.parseOptions(
         [
+            *redis,
             "--port",
             f"tcp:{hub_port}:interface=127.0.0.1",
             "--publish-token",
@@ -144,7 +149,9 @@ async def test_hub_metrics_option(tmp_path: Path) -> None:
     source = EventSource(base)
     topic = {"channel": "metered"}
     try:
-        before = await scrape_until(metrics, lambda s: True)
+        before = await scrape_until(
+            metrics, lambda s: not redis or get(s, "txsse_server_redis_connected") == 1
+        )
         source.startService()
         await source.when_open()
         # Our client and the relay.
