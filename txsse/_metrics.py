@@ -15,13 +15,14 @@ import math
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client import Counter as _Counter
 from prometheus_client import Gauge as _Gauge
+from prometheus_client.core import CounterMetricFamily
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
@@ -42,9 +43,6 @@ _CLIENT_METRICS: tuple[tuple[str, type, str, str, tuple[str, ...]], ...] = (
      "Streams opened (responses accepted as event streams).", ()),
     ("reconnections", _Counter, "txsse_client_reconnections",
      "Reconnections scheduled, by the error that caused them.", ("reason",)),
-    ("events", _Counter, "txsse_client_events", "Events received.", ()),
-    ("bytes", _Counter, "txsse_client_received_bytes",
-     "Bytes of event-stream bodies received.", ()),
     ("parse_errors", _Counter, "txsse_client_parse_errors",
      "Streams dropped because they could not be parsed (line or event too long).", ()),
     ("ready_state", _Gauge, "txsse_client_ready_state",
@@ -83,6 +81,7 @@ class _Family:
         self._client: dict[str, Any] | None = None
         self._server: dict[str, Any] | None = None
         self._redis: Any = None
+        self._chunks: _ChunkCollector | None = None
 
     @property
     def registry(self) -> CollectorRegistry:
@@ -99,6 +98,13 @@ class _Family:
             for key, kind, name, help, extra in specs
         }
 
+    def per_chunk(self, source: SourceMetrics) -> None:
+        """Export ``source.events`` and ``source.bytes`` (kept for good, as a label's series)."""
+        if self._chunks is None:
+            self._chunks = _ChunkCollector()
+            self.registry.register(self._chunks)
+        self._chunks.sources.append(source)
+
     def client(self) -> dict[str, Any]:
         """The client metrics, labelled by stream."""
         if self._client is None:
@@ -110,6 +116,29 @@ class _Family:
         if self._server is None:
             self._server = self._build(_SERVER_METRICS, _SERVER)
         return self._server
+
+
+class _ChunkCollector:
+    """The per-chunk client counters, summed by ``stream`` label at scrape time."""
+
+    def __init__(self) -> None:
+        self.sources: list[SourceMetrics] = []
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        """The ``txsse_client_events_total`` and ``..._received_bytes_total`` samples."""
+        events: dict[str, int] = {}
+        received: dict[str, int] = {}
+        for source in tuple(self.sources):
+            events[source.name] = events.get(source.name, 0) + source.events
+            received[source.name] = received.get(source.name, 0) + source.bytes
+        for name, doc, values in (
+            ("txsse_client_events", "Events received.", events),
+            ("txsse_client_received_bytes", "Bytes of event-stream bodies received.", received),
+        ):
+            family = CounterMetricFamily(name, doc, labels=[_CLIENT])
+            for label, value in values.items():
+                family.add_metric([label], value)
+            yield family
 
 
 _families: weakref.WeakKeyDictionary[CollectorRegistry, _Family] = weakref.WeakKeyDictionary()
@@ -168,8 +197,11 @@ class SourceMetrics:
         self._last_byte = math.nan
         self._connections = metrics["connections"].labels(name)
         self._reconnections = metrics["reconnections"]
-        self._events = metrics["events"].labels(name)
-        self._bytes = metrics["bytes"].labels(name)
+        #: Events and bytes received: plain ints on the hot path (one update
+        #: per chunk), read by the family's collector when metrics are scraped.
+        self.events = 0
+        self.bytes = 0
+        family(registry).per_chunk(self)
         self._parse_errors = metrics["parse_errors"].labels(name)
         self._ready = metrics["ready_state"].labels(name)
         self._ready_lock = threading.Lock()
@@ -216,9 +248,8 @@ class SourceMetrics:
 
     def _data(self, received: Received) -> None:
         self._last_byte = self._clock()
-        self._bytes.inc(received.size)
-        if received.events:
-            self._events.inc(received.events)
+        self.bytes += received.size
+        self.events += received.events
 
 
 def _count_events(chunk: bytes) -> int:
