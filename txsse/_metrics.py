@@ -57,8 +57,6 @@ _SERVER_METRICS: tuple[tuple[str, type, str, str, tuple[str, ...]], ...] = (
      "Subscribers receiving the channel's events now.", ()),
     ("published", _Counter, "txsse_server_events_published",
      "Events published (stored and fanned out).", ()),
-    ("delivered", _Counter, "txsse_server_events_delivered",
-     "Live events written to subscribers (one per event per subscriber).", ()),
     ("replayed", _Counter, "txsse_server_events_replayed",
      "Events sent from the history to resuming subscribers.", ()),
     ("evictions", _Counter, "txsse_server_slow_client_evictions",
@@ -81,7 +79,7 @@ class _Family:
         self._client: dict[str, Any] | None = None
         self._server: dict[str, Any] | None = None
         self._redis: Any = None
-        self._chunks: _ChunkCollector | None = None
+        self._sums: dict[str, _Sums] = {}
 
     @property
     def registry(self) -> CollectorRegistry:
@@ -98,12 +96,18 @@ class _Family:
             for key, kind, name, help, extra in specs
         }
 
-    def per_chunk(self, source: SourceMetrics) -> None:
-        """Export ``source.events`` and ``source.bytes`` (kept for good, as a label's series)."""
-        if self._chunks is None:
-            self._chunks = _ChunkCollector()
-            self.registry.register(self._chunks)
-        self._chunks.sources.append(source)
+    def summed(self, label: str, counters: _Counters, measured: Any) -> None:
+        """Export ``measured``'s plain-int counters, summed by label when scraped.
+
+        :param label: the label name (``stream`` or ``channel``).
+        :param counters: (metric name, help, attribute) of each counter.
+        :param measured: an object with ``name`` (the label value) and the attributes.
+        """
+        sums = self._sums.get(label)
+        if sums is None:
+            sums = self._sums[label] = _Sums(label, counters)
+            self.registry.register(sums)
+        sums.measured.append(measured)
 
     def client(self) -> dict[str, Any]:
         """The client metrics, labelled by stream."""
@@ -118,26 +122,41 @@ class _Family:
         return self._server
 
 
-class _ChunkCollector:
-    """The per-chunk client counters, summed by ``stream`` label at scrape time."""
+_Counters = tuple[tuple[str, str, str], ...]
 
-    def __init__(self) -> None:
-        self.sources: list[SourceMetrics] = []
+#: The client counters updated on every chunk: plain ints, summed when scraped.
+_CLIENT_SUMS: _Counters = (
+    ("txsse_client_events", "Events received.", "events"),
+    ("txsse_client_received_bytes", "Bytes of event-stream bodies received.", "bytes"),
+)
+#: The channel counter updated for every subscriber of every broadcast.
+_SERVER_SUMS: _Counters = (
+    ("txsse_server_events_delivered",
+     "Live events written to subscribers (one per event per subscriber).", "delivered"),
+)  # fmt: skip
+
+
+class _Sums:
+    """Counters kept as plain ints by their owners (hot paths), summed by label at scrape time.
+
+    Owners are kept for good, as a labelled series is: a counter never goes back.
+    """
+
+    def __init__(self, label: str, counters: _Counters) -> None:
+        self.label = label
+        self.counters = counters
+        self.measured: list[Any] = []
 
     def collect(self) -> Iterator[CounterMetricFamily]:
-        """The ``txsse_client_events_total`` and ``..._received_bytes_total`` samples."""
-        events: dict[str, int] = {}
-        received: dict[str, int] = {}
-        for source in tuple(self.sources):
-            events[source.name] = events.get(source.name, 0) + source.events
-            received[source.name] = received.get(source.name, 0) + source.bytes
-        for name, doc, values in (
-            ("txsse_client_events", "Events received.", events),
-            ("txsse_client_received_bytes", "Bytes of event-stream bodies received.", received),
-        ):
-            family = CounterMetricFamily(name, doc, labels=[_CLIENT])
-            for label, value in values.items():
-                family.add_metric([label], value)
+        """One counter family per counter, one sample per label value."""
+        measured = tuple(self.measured)
+        for name, doc, attribute in self.counters:
+            totals: dict[str, int] = {}
+            for owner in measured:
+                totals[owner.name] = totals.get(owner.name, 0) + getattr(owner, attribute)
+            family = CounterMetricFamily(name, doc, labels=[self.label])
+            for value_label, total in totals.items():
+                family.add_metric([value_label], total)
             yield family
 
 
@@ -201,7 +220,7 @@ class SourceMetrics:
         #: per chunk), read by the family's collector when metrics are scraped.
         self.events = 0
         self.bytes = 0
-        family(registry).per_chunk(self)
+        family(registry).summed(_CLIENT, _CLIENT_SUMS, self)
         self._parse_errors = metrics["parse_errors"].labels(name)
         self._ready = metrics["ready_state"].labels(name)
         self._ready_lock = threading.Lock()
@@ -302,7 +321,9 @@ class MeteredChannel:
         self.name = name
         self._wrapped: dict[ISubscriber, _MeteredSubscriber] = {}
         self._published = metrics["published"].labels(name)
-        self._delivered_count = metrics["delivered"].labels(name)
+        #: Live events written to subscribers (see ``_Sums``).
+        self.delivered = 0
+        family(registry).summed(_SERVER, _SERVER_SUMS, self)
         self._replayed = metrics["replayed"].labels(name)
         self._evictions = metrics["evictions"].labels(name)
         self._replay_requests = metrics["replay_requests"].labels(name)
@@ -398,7 +419,7 @@ class MeteredChannel:
         if chunk is not self._last_chunk:
             self._last_chunk = chunk
             self._last_count = _count_events(chunk)
-        self._delivered_count.inc(self._last_count)
+        self.delivered += self._last_count
 
     def _evicted(self) -> None:
         self._evictions.inc()
