@@ -42,6 +42,8 @@ setup(
             "hiredis>=2.0",
             # the metrics tests
             "prometheus-client>=0.17",
+            # HTTP/2 for the server's browser test (h2 and priority).
+            "twisted[http2]",
         ],
         # txsse.metrics and `--metrics` of the twistd plugins: Prometheus metrics.
         "metrics": ["prometheus-client>=0.17"],

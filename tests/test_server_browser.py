@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import pytest_twisted
 from test_server_loopback import Recording, wait_for
-from twisted.internet import reactor
+from twisted.internet import reactor, ssl
+from twisted.internet.interfaces import IListeningPort
 from twisted.web.pages import notFound
 from twisted.web.resource import Resource
 from twisted.web.server import Site
@@ -71,8 +72,13 @@ class Reports(Resource):
         return b"ok"
 
     def of(self, kind: str) -> list[dict[str, Any]]:
-        """Reports of one kind, in the page's order."""
-        return sorted((r for r in self.items if r["kind"] == kind), key=lambda r: r["seq"])
+        """Reports of one kind, in the page's order.
+
+        Over HTTP/2 the reports share the cut connection, and the browser resends
+        the ones that were in flight: a report is counted once per ``seq``.
+        """
+        unique = {r["seq"]: r for r in self.items if r["kind"] == kind}
+        return [unique[seq] for seq in sorted(unique)]
 
 
 class Page(Resource):
@@ -85,9 +91,30 @@ class Page(Resource):
         return PAGE
 
 
+def listen(site: Site, protocol: str) -> tuple[IListeningPort, str, list[str]]:
+    """Listen for ``http/1.1`` (cleartext) or ``h2`` (TLS, ALPN); the URL and browser flags."""
+    if protocol == "http/1.1":
+        port = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[attr-defined]
+        return port, f"http://127.0.0.1:{port.getHost().port}/", []
+    pytest.importorskip("h2", reason="HTTP/2 needs twisted[http2] (the test extra has it)")
+    from test_client_tls import self_signed
+
+    cert_pem, key_pem = self_signed()
+    certificate = ssl.PrivateCertificate.loadPEM(cert_pem + key_pem)
+    options = ssl.CertificateOptions(
+        privateKey=certificate.privateKey.original,
+        certificate=certificate.original,
+        acceptableProtocols=[b"h2", b"http/1.1"],
+    )
+    port = reactor.listenSSL(0, site, options, interface="127.0.0.1")  # type: ignore[attr-defined]
+    return port, f"https://127.0.0.1:{port.getHost().port}/", ["--ignore-certificate-errors"]
+
+
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Passing pyOpenSSL:DeprecationWarning")
+@pytest.mark.parametrize("protocol", ["http/1.1", "h2"])
 @pytest_twisted.ensureDeferred
-async def test_browser_gets_every_event_exactly_once(tmp_path: Path) -> None:
+async def test_browser_gets_every_event_exactly_once(tmp_path: Path, protocol: str) -> None:
     """Chromium's EventSource resumes after a server-side cut; each event arrives once."""
     binary = chromium()
     channel = MemoryChannel(history=100, first_id=1)
@@ -98,8 +125,7 @@ async def test_browser_gets_every_event_exactly_once(tmp_path: Path) -> None:
     root.putChild(b"events", events)
     root.putChild(b"report", reports)
     root.putChild(b"favicon.ico", notFound())
-    port = reactor.listenTCP(0, Site(root), interface="127.0.0.1")  # type: ignore[attr-defined]
-    url = f"http://127.0.0.1:{port.getHost().port}/"
+    port, url, flags = listen(Site(root), protocol)
     browser = subprocess.Popen(
         [
             binary,
@@ -113,6 +139,7 @@ async def test_browser_gets_every_event_exactly_once(tmp_path: Path) -> None:
             "--disable-sync",
             "--disable-dev-shm-usage",
             f"--user-data-dir={tmp_path / 'profile'}",
+            *flags,
             url,
         ],
         stdin=subprocess.DEVNULL,
@@ -126,6 +153,8 @@ async def test_browser_gets_every_event_exactly_once(tmp_path: Path) -> None:
             return reports.of("message")
 
         await wait_for(lambda: len(reports.of("open")) == 1, "the page to open", BROWSER_TIMEOUT)
+        expected_proto = b"HTTP/2" if protocol == "h2" else b"HTTP/1.1"
+        assert events.requests[0].clientproto == expected_proto
         published = [channel.publish(f"before {n}") for n in range(5)]
         await wait_for(lambda: len(messages()) == 5, "5 events in the browser", BROWSER_TIMEOUT)
 
@@ -146,6 +175,16 @@ async def test_browser_gets_every_event_exactly_once(tmp_path: Path) -> None:
         assert [m["data"] for m in got] == [*expected, "last"]
         assert reports.of("reset") == []
         assert len(reports.of("error")) == 1
+
+        # Shutdown: the stream ends, the browser comes back, is refused (503) and stops.
+        events.stream.close()
+        await wait_for(
+            lambda: any(r["state"] == 2 for r in reports.of("error")),
+            "the browser to give up after the 503",
+            BROWSER_TIMEOUT,
+        )
+        assert channel.subscriber_count == 0
+        assert len(messages()) == 16
     finally:
         os.killpg(browser.pid, signal.SIGKILL)
         browser.wait(timeout=30)

@@ -79,7 +79,9 @@ class Recording(Resource):
 
     def cut(self) -> None:
         """Abort the newest connection, as a crash or network failure would."""
-        self.requests[-1].channel.transport.abortConnection()
+        channel = self.requests[-1].channel
+        connection = getattr(channel, "_conn", None)  # an HTTP/2 stream's connection
+        (connection or channel).transport.abortConnection()
 
 
 class EventReader(Protocol):

@@ -10,6 +10,7 @@ from twisted.internet.defer import maybeDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
+from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
@@ -250,7 +251,7 @@ class EventStreamResource(Resource):
         stream.abort()
 
     def finish_stream(self, stream: _Stream, last: bytes) -> None:
-        """End one response cleanly after writing ``last`` and close the connection."""
+        """End one response cleanly after writing ``last``; close an HTTP/1.x connection."""
         if not stream.open:
             return
         request: Any = stream.request
@@ -263,7 +264,10 @@ class EventStreamResource(Resource):
         if last:
             request.write(last)
         request.finish()
-        channel.loseConnection()
+        if isinstance(channel, HTTPChannel):
+            # HTTP/1.x: close the connection too. An HTTP/2 stream is over once
+            # finished; its connection carries other streams.
+            channel.loseConnection()
 
     # -- keep-alive ----------------------------------------------------------
 
