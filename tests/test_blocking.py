@@ -302,3 +302,16 @@ def test_close_forgets_events_already_fetched(server: LoopbackServer) -> None:
         source.close()
         with pytest.raises(StreamClosed):
             source.next(timeout=WAIT)
+
+
+def test_restart_reconnects_at_once(server: LoopbackServer) -> None:
+    """restart() drops the connection and opens a new one, sending the last event ID."""
+    with EventSource(server.url, reconnect_delay=30.0) as source:
+        source.when_open(timeout=WAIT)
+        server.send(b"id: a\nretry: 20000\ndata: x\n\n")
+        assert source.next(timeout=WAIT).id == "a"
+        assert source.reconnect_delay == 20.0
+        source.restart()
+        server.wait_for(lambda: len(server.resource.requests) == 2 and server.clients() == 1)
+        assert server.resource.requests[1]["last-event-id"] == "a"
+        assert source.last_error is None
