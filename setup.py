@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
 
@@ -25,7 +25,7 @@ setup(
     # ``package_dir`` keeps editable installs exposing ``twisted/plugins`` (a
     # namespace directory without ``__init__.py``) next to Twisted's own.
     package_dir={"": "."},
-    packages=["txsse", "txsse.server", "twisted.plugins"],
+    packages=[*find_packages(include=["txsse", "txsse.*"]), "twisted.plugins"],
     package_data={"txsse": ["py.typed"]},
     include_package_data=False,
     install_requires=[

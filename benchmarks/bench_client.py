@@ -7,10 +7,10 @@ that only counts bytes. The server is a separate process that writes a prepared
 response as fast as the socket takes it, either with one HTTP chunk per event
 (as real servers flush) or without chunked coding (close-delimited body).
 
-Run it through ``benchmarks/run-client`` (which builds ``benchmarks/.venv``
+Run it through ``benchmarks/run_client.sh`` (which builds ``benchmarks/.venv``
 with the peers), or directly with that venv's python::
 
-    benchmarks/.venv/bin/python benchmarks/bench_client.py [--quick] [--profile]
+    benchmarks/.venv/bin/python benchmarks/bench_client.py [--quick] [--profile] [--repeat N]
 
 Each (client, workload) pair runs once in a fresh subprocess; ratios are
 against the bare-Twisted ceiling of the same workload.
@@ -360,12 +360,18 @@ def split(profile: str) -> dict[str, float]:
             if path_part in file and func == name
         )
 
+    # txsse runs in three places: the body protocol's dataReceived (it only keeps the
+    # chunk), the parse of a reactor turn's chunks (parser, then delivery), and the
+    # wake-up of a waiting consumer (which then drains the queue until it waits again).
     received = cumulative("txsse/_protocol.py", "dataReceived")
+    turn = cumulative("txsse/_protocol.py", "_parse_turn")
+    wake = cumulative("txsse/_client.py", "_wake")
     parser = cumulative("txsse/_parser.py", "feed")
+    mine = received + turn + wake
     return {
-        "http+reactor": max(total - received, 0.0) / total,
+        "http+reactor": max(total - mine, 0.0) / total,
         "parser": parser / total,
-        "delivery+consumer": max(received - parser, 0.0) / total,
+        "delivery+consumer": max(mine - parser, 0.0) / total,
     }
 
 
@@ -400,6 +406,9 @@ def main() -> None:
     )
     parser.add_argument("--clients", default=",".join(CLIENTS))
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per client and workload; the best counts"
+    )
     args = parser.parse_args()
     if args.quick:
         os.environ["TXSSE_BENCH_QUICK"] = "1"
@@ -425,7 +434,12 @@ def main() -> None:
             print(f"\n== {encoding} body ({what}); events/s (share of the ceiling)")
             print(f"{'workload':<10} " + " ".join(f"{c:>18}" for c in clients))
             for workload in args.workloads.split(","):
-                rates = {c: measure(c, workload, base, encoding) for c in clients}
+                # Interleaved repetitions, best of each: load from elsewhere hits every
+                # client alike, and a disturbed run does not decide the figure.
+                rates = dict.fromkeys(clients, 0.0)
+                for _ in range(args.repeat):
+                    for c in clients:
+                        rates[c] = max(rates[c], measure(c, workload, base, encoding))
                 report(workload, rates)
                 if args.profile and "txsse" in clients:
                     profile = str(ROOT / "benchmarks" / f".profile-{workload}-{encoding}")

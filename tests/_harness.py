@@ -18,8 +18,11 @@ class Harness:
     """A clock, an agent, and every source built through :meth:`source`."""
 
     clock: Clock = field(default_factory=Clock)
-    agent: MemoryAgent = field(default_factory=MemoryAgent)
+    agent: MemoryAgent = field(init=False)
     sources: list[EventSource] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.agent = MemoryAgent(self.clock)
 
     def source(self, url: str = "http://example.test/events", **kw: Any) -> EventSource:
         """An EventSource on the clock and agent, no jitter unless asked."""

@@ -3,7 +3,9 @@
 Every request is recorded as a :class:`MemoryRequest`; the test answers it with
 :meth:`MemoryRequest.respond` (or fails it), then writes into the returned
 :class:`MemoryResponse` body. Body writes honour ``pauseProducing`` (they are held
-back until ``resumeProducing``), as a real socket would.
+back until ``resumeProducing``), as a real socket would. Each write is one network
+read: after it, the agent's clock runs what was scheduled for the reactor's next
+turn (``callLater(0, ...)``), as a real reactor would before the next read.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.error import ConnectionLost
+from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone, ResponseFailed
 from twisted.web.http_headers import Headers
@@ -95,6 +98,9 @@ class MemoryResponse:
             self.protocol.dataReceived(self._held.pop(0))
         if self._end is not None and not self._held and not self.ended:
             self._lose(self._end)
+        clock = self.request.clock
+        if clock is not None:
+            clock.advance(0)  # the reactor's next turn
 
     def _lose(self, reason: Failure) -> None:
         if self.ended:
@@ -115,6 +121,7 @@ class MemoryRequest:
     deferred: Deferred[Any] = field(default_factory=Deferred)
     cancelled: bool = False
     response: MemoryResponse | None = None
+    clock: Clock | None = None
 
     @property
     def url(self) -> str:
@@ -144,8 +151,10 @@ class MemoryRequest:
 class MemoryAgent:
     """An ``IAgent`` that records requests for the test to answer."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
+        """:param clock: the reactor's clock, turned after every body write."""
         self.requests: list[MemoryRequest] = []
+        self.clock = clock
 
     def request(
         self,
@@ -164,7 +173,9 @@ class MemoryAgent:
             request.cancelled = True
             request.deferred.errback(Failure(CancelledError()))
 
-        request = MemoryRequest(method, uri, headers or Headers(), body, Deferred(cancel))
+        request = MemoryRequest(
+            method, uri, headers or Headers(), body, Deferred(cancel), clock=self.clock
+        )
         self.requests.append(request)
         return request.deferred
 

@@ -925,3 +925,33 @@ def test_inside_multiservice(harness: Harness) -> None:
     assert len(stopped) == 1 and not isinstance(stopped[0], Failure)
     assert not source.running
     assert source.ready_state == ReadyState.CLOSED
+
+
+# Delivery on the reactor's next turn
+
+
+def test_waiting_consumer_is_woken_once_per_turn(harness: Harness) -> None:
+    """Events of one network read reach a waiting next() on the next reactor turn, in order."""
+    source = harness.started()
+    body = harness.agent.last.respond()
+    first = results(source.next())
+    body.protocol.dataReceived(b"data: 1\n\ndata: 2\n\n")
+    body.protocol.dataReceived(b"data: 3\n\n")
+    assert first == []  # nothing runs inside the network read
+    harness.clock.advance(0)
+    assert first == [Event("1")]
+    assert results(source.next()) == [Event("2")]
+    assert results(source.next()) == [Event("3")]
+
+
+def test_error_signal_comes_after_the_events_before_it(harness: Harness) -> None:
+    """When the body ends in the same read as its last events, they are delivered first."""
+    source = harness.started()
+    seen: list[Any] = []
+    source.on("error", lambda error: seen.append(type(error)))
+    body = harness.agent.last.respond()
+    waiting = source.next()
+    waiting.addCallback(seen.append)
+    body.protocol.dataReceived(b"data: last\n\n")
+    body.finish()
+    assert seen == [Event("last"), StreamEnded]

@@ -27,7 +27,7 @@ class Run:
 
     def __init__(self, tmp_path: Path) -> None:
         self.clock = Clock()
-        self.agent = MemoryAgent()
+        self.agent = MemoryAgent(self.clock)
         self.out = tmp_path / "out.jsonl"
         self.state = tmp_path / "state"
         self.exits: list[int] = []

@@ -30,7 +30,7 @@ def test_demo_event() -> None:
 def test_service_serves_on_loopback_and_publishes(tmp_path: Path) -> None:
     """The service listens on 127.0.0.1, points the daemon there and publishes every interval."""
     clock = MemoryReactorClock()
-    agent = MemoryAgent()
+    agent = MemoryAgent(clock)
     daemon = SSEDaemon("", output=str(tmp_path / "out"), reactor=clock, agent=agent)
     demo = DemoService(daemon, reactor=clock, interval=2.0)
     demo.startService()

@@ -32,7 +32,8 @@ class ScriptedLease:
 
 
 def make(lease: ScriptedLease, positions: list[str | None]) -> tuple[Any, ...]:
-    clock, agent = Clock(), MemoryAgent()
+    clock = Clock()
+    agent = MemoryAgent(clock)
     published: list[tuple[str, str | None, str]] = []
 
     def publish(data: str, event: str | None, upstream_id: str) -> str:

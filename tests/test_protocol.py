@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet.error import ConnectionLost
+from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone, ResponseFailed
 from twisted.web.http import PotentialDataLoss
@@ -46,10 +47,12 @@ class Producer:
         self.calls.append("stop")
 
 
-def connected(**kw: Any) -> tuple[EventStreamProtocol, Receiver, Producer]:
+def connected(
+    clock: Clock | None = None, **kw: Any
+) -> tuple[EventStreamProtocol, Receiver, Producer]:
     """A protocol connected to a recording producer."""
     receiver, producer = Receiver(), Producer()
-    protocol = EventStreamProtocol(EventStreamParser(**kw), receiver)
+    protocol = EventStreamProtocol(EventStreamParser(**kw), receiver, clock)
     protocol.makeConnection(producer)  # type: ignore[arg-type]
     return protocol, receiver, producer
 
@@ -126,3 +129,51 @@ def test_pause_resume() -> None:
     protocol.connectionLost(Failure(ResponseDone()))
     protocol.pause()
     assert producer.calls == ["pause", "resume"]
+
+
+class CountingParser(EventStreamParser):
+    """A parser that records every chunk it is fed."""
+
+    fed: list[bytes]
+
+    def feed(self, chunk: bytes) -> list[Event | Comment]:
+        self.fed.append(chunk)
+        return super().feed(chunk)
+
+
+def test_with_a_clock_one_parse_per_reactor_turn() -> None:
+    """With a clock, the chunks of one reactor turn are parsed together on the next turn."""
+    clock, receiver = Clock(), Receiver()
+    parser = CountingParser()
+    parser.fed = []
+    protocol = EventStreamProtocol(parser, receiver, clock)
+    protocol.makeConnection(Producer())  # type: ignore[arg-type]
+    for n in range(3):
+        protocol.dataReceived(b"data: %d\n\n" % n)
+    assert receiver.reports == []
+    clock.advance(0)
+    assert parser.fed == [b"data: 0\n\ndata: 1\n\ndata: 2\n\n"]
+    assert receiver.reports == [("items", [Event("0"), Event("1"), Event("2")])]
+    assert clock.getDelayedCalls() == []
+
+
+def test_with_a_clock_end_parses_what_waits_first() -> None:
+    """The end of the body reports the chunks still waiting for their turn first."""
+    clock = Clock()
+    protocol, receiver, _ = connected(clock)
+    protocol.dataReceived(b"data: last\n\n")
+    protocol.connectionLost(Failure(ResponseDone()))
+    assert receiver.reports[0] == ("items", [Event("last")])
+    assert isinstance(receiver.reports[1][1], StreamEnded)
+    assert clock.getDelayedCalls() == []
+
+
+def test_with_a_clock_abort_drops_what_waits() -> None:
+    """abort() forgets the waiting chunks and cancels their turn."""
+    clock = Clock()
+    protocol, receiver, producer = connected(clock)
+    protocol.dataReceived(b"data: dropped\n\n")
+    protocol.abort()
+    assert clock.getDelayedCalls() == []
+    assert receiver.reports == []
+    assert producer.calls == ["stop"]

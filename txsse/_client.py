@@ -255,6 +255,9 @@ class EventSource(Service):
         self._tls = tls
         self._prepare = prepare
         self._queue = EventQueue(self._taken)
+        # Waiting next() calls are woken on the reactor's next turn, once for
+        # everything one network read delivered, never from inside the parser.
+        self._wakeup: DelayedCall | None = None
         # Whether next() must call _taken (paused for back-pressure, or draining).
         self._watch_taken = False
         self._listeners = Observers(None, _log)
@@ -324,6 +327,9 @@ class EventSource(Service):
         """
         pending = self._queue.pending
         if pending:
+            if self._queue.waiting:
+                self._wake()  # earlier callers first
+                return self.next()
             event = succeed(pending.popleft())
             if self._watch_taken:
                 self._taken()
@@ -490,6 +496,7 @@ class EventSource(Service):
 
     def _set_ready(self, ready: ReadyState) -> None:
         """Change the ready state, telling ``state`` observers."""
+        self._wake()  # events that arrived before the change come first
         if ready != self._ready:
             self._ready = ready
             self._signals.emit("state", ready)
@@ -614,7 +621,7 @@ class EventSource(Service):
             max_event_size=self._max_event_size,
             comments=True,
         )
-        protocol = state.protocol = EventStreamProtocol(parser, state)
+        protocol = state.protocol = EventStreamProtocol(parser, state, self._clock)
         if self._idle_timeout is not None:
             state.idle = self._clock.callLater(self._idle_timeout, self._check_idle, state)
         opened = self._opened = Opened(request.url, response.code, response.headers)
@@ -643,15 +650,14 @@ class EventSource(Service):
             self._deliver_each(state, items)
         elif self._queue_size != 0:
             # Nobody but the queue: hand the whole chunk over at once.
-            queue = self._queue
-            waiting = queue.waiting
-            if waiting and len(items) == 1 and items[0].__class__ is Event:
-                waiting.pop(0).callback(items[0])
-                return
-            pending = queue.pending
-            pending.extend([item for item in items if item.__class__ is Event])
-            while waiting and pending and self._state is state:
-                waiting.pop(0).callback(pending.popleft())
+            pending = self._queue.pending
+            if len(items) == 1:
+                if items[0].__class__ is Event:
+                    pending.append(items[0])
+            else:
+                pending.extend([item for item in items if item.__class__ is Event])
+            if self._queue.waiting and self._wakeup is None:
+                self._wakeup = self._clock.callLater(0, self._wake)
         size = self._queue_size
         if size and len(self._queue.pending) >= size and self._state is state:
             assert state.protocol is not None
@@ -661,7 +667,7 @@ class EventSource(Service):
     def _deliver_each(self, state: _Open, items: Sequence[Event | Comment]) -> None:
         """Deliver item by item: comments, then for each event its listeners, then the queue."""
         by_type = self._listeners.by_name
-        put = self._queue.put if self._queue_size != 0 else None
+        put = self._queue.pending.append if self._queue_size != 0 else None
         delivered: Event | None = None
         for item in items:
             if self._state is not state:
@@ -677,7 +683,21 @@ class EventSource(Service):
                 self._listeners.call(listeners, event.event, event)
             if put is not None:
                 put(event)
+                if self._queue.waiting and self._wakeup is None:
+                    self._wakeup = self._clock.callLater(0, self._wake)
             delivered = event
+
+    def _wake(self) -> None:
+        """Hand queued events to the ``next()`` calls waiting for them, in order."""
+        wakeup, self._wakeup = self._wakeup, None
+        if wakeup is not None and wakeup.active():
+            wakeup.cancel()
+        queue = self._queue
+        waiting, pending = queue.waiting, queue.pending
+        while waiting and pending:
+            waiting.pop(0).callback(pending.popleft())
+            if self._watch_taken:
+                self._taken()
 
     def _taken(self) -> None:
         """An event left the queue: resume reading, or finish draining."""
@@ -767,6 +787,7 @@ class EventSource(Service):
 
     def _fail_waiters(self, state: _Stopped) -> None:
         """Fail ``when_open()`` and pending ``next()`` calls with the state's error."""
+        self._wake()  # what arrived before the end is delivered first
         waiting, self._open_waiters = self._open_waiters, []
         for waiter in waiting:
             waiter.errback(state.error)
@@ -777,6 +798,7 @@ class EventSource(Service):
 
     def _report(self, error: BaseException) -> None:
         """Record, log and signal an error."""
+        self._wake()  # events that arrived before the error come first
         self.last_error = error
         if isinstance(error, StreamEnded):
             _log.info("Event stream {url}: {error}", url=self._url, error=error)
@@ -797,6 +819,7 @@ class EventSource(Service):
         if state.drain is not None and state.drain.active():
             state.drain.cancel()
         state.drain = None
+        self._wake()
         self._queue.pending.clear()
         self._watch_taken = False
         waiters, self._queue.waiting = self._queue.waiting, []

@@ -95,4 +95,10 @@ def format_event(
         else:
             parts.append(f"data: {data}\n")
     parts.append("\n")
-    return _encode("".join(parts), "event")
+    try:
+        return "".join(parts).encode("utf-8")
+    except UnicodeEncodeError:
+        for field, value in (("comment", comment), ("event", event), ("id", id), ("data", data)):
+            if value is not None:
+                _encode(value, field)
+        raise  # pragma: no cover - one of the fields above failed to encode

@@ -21,6 +21,19 @@ _decode = codecs.utf_8_decode
 _new = tuple.__new__
 
 
+#: What a ``retry`` value too long for Python's int conversion (thousands of
+#: digits) reads as, in milliseconds: about 292 million years.
+MAX_RETRY = 2**63 - 1
+
+
+def _big_retry(digits: str) -> int:
+    """Convert a long run of ASCII digits exactly, or to :data:`MAX_RETRY`."""
+    try:
+        return int(digits)
+    except ValueError:  # past sys.get_int_max_str_digits()
+        return MAX_RETRY
+
+
 class EventStreamParser:
     """Turn the bytes of an event stream into :class:`~txsse.Event` values.
 
@@ -51,6 +64,7 @@ class EventStreamParser:
         "_id",
         "_last_id",
         "_retry",
+        "_slow",
         "_started",
         "_tail",
         "_tail_len",
@@ -78,6 +92,7 @@ class EventStreamParser:
         self._retry: int | None = None
         self._undecoded = b""
         self._started = False
+        self._slow = True
         self._cr = False
         self._tail: list[str] = []
         self._tail_len = 0
@@ -109,7 +124,14 @@ class EventStreamParser:
     @property
     def pending(self) -> bool:
         """Whether part of an event (a line or a field) awaits more bytes."""
-        return bool(self._tail or self._data or self._type or self._undecoded)
+        return bool(
+            self._tail
+            or self._data
+            or self._type
+            or self._undecoded
+            or self._id != self._last_id
+            or self._block_retry is not None
+        )
 
     def feed(self, chunk: bytes) -> list[Event | Comment]:
         """Parse the next chunk of the stream.
@@ -125,82 +147,40 @@ class EventStreamParser:
         what was completed before the offending line, and :attr:`last_event_id`
         is where a new connection resumes.
         """
-        if self._failed is not None:
-            raise ParseError("this parser already failed; create a new one") from self._failed
-        if self._undecoded:
-            chunk = self._undecoded + chunk
-            self._undecoded = b""
-        text, used = _decode(chunk, "replace", False)
-        if used != len(chunk):
-            self._undecoded = chunk[used:]
+        # Hot path: one decode, one split, one loop. Everything unusual (a BOM
+        # not yet checked, undecoded bytes, a CR awaiting its LF, a failure)
+        # sets ``_slow`` and goes through ``_slow_text``.
+        if self._slow:
+            text = self._slow_text(chunk)
+        else:
+            text, used = _decode(chunk, "replace", False)
+            if used != len(chunk):
+                self._undecoded = chunk[used:]
+                self._slow = True
         if not text:
             return []
-        if not self._started:
-            self._started = True
-            if text[0] == "\ufeff":
-                text = text[1:]
-                if not text:
-                    return []
-        if self._cr:
-            self._cr = False
-            if text[0] == "\n":
-                text = text[1:]
-                if not text:
-                    return []
         if "\r" in text:
-            self._cr = text[-1] == "\r"
+            if text[-1] == "\r":
+                self._cr = self._slow = True
             text = text.replace("\r\n", "\n").replace("\r", "\n")
         lines = text.split("\n")
         last = lines.pop()
-        limit = self.max_line_length
-        if self._tail:
-            if not lines:
-                self._extend_tail(last)
-                return []
-            self._tail.append(lines[0])
-            lines[0] = "".join(self._tail)
-            self._tail = []
-            self._tail_len = 0
-            if len(lines[0]) > limit:
-                self._fail(LineTooLong(limit))
-        if last:
-            self._extend_tail(last)
-        if len(text) > limit and max(map(len, lines)) > limit:
-            return self._process(lines, limit)
-        return self._process(lines, 0)
+        error: ParseError | None = None
+        if last or self._tail or len(text) > self.max_line_length:
+            error = self._line_boundaries(lines, last, len(text))
 
-    def _extend_tail(self, fragment: str) -> None:
-        """Keep the start of a line that has not ended yet."""
-        self._tail.append(fragment)
-        self._tail_len += len(fragment)
-        if self._tail_len > self.max_line_length:
-            self._fail(LineTooLong(self.max_line_length))
-
-    def _fail(self, error: ParseError) -> NoReturn:
-        """Finish the parser with ``error``."""
-        self._failed = error
-        self._tail = []
-        self._data = []
-        raise error
-
-    def _process(self, lines: list[str], limit: int) -> list[Event | Comment]:
-        """Interpret complete lines; ``limit`` > 0 checks each line's length."""
         out: list[Event | Comment] = []
         append = out.append
         data = self._data
         etype = self._type
         id_buf = self._id
         last_id = self._last_id
-        comments = self._comments
-        max_size = self.max_event_size
         block_retry = self._block_retry
+        comments = self._comments
         for line in lines:
             if line:
-                if limit and len(line) > limit:
-                    self._last_id = last_id
-                    self._fail(LineTooLong(limit, out))
                 # The canonical "name: value" form costs one partition; anything
-                # else (no space, a colon in the value's way) takes the general path.
+                # else (no space, a colon before the space) takes the general path.
                 name, sep, value = line.partition(": ")
                 if not sep or ":" in name:
                     name, _, value = line.partition(":")
@@ -215,16 +195,21 @@ class EventStreamParser:
                     etype = value
                 elif name == "retry":
                     if value.isdigit() and value.isascii():
-                        block_retry = self._retry = int(value)
+                        block_retry = self._retry = (
+                            int(value) if len(value) < 19 else _big_retry(value)
+                        )
                 elif not name and comments:
+                    if data:  # an oversized event fails before a later comment is kept
+                        self._last_id = last_id
+                        self._count_data(data, out)
                     append(_new(Comment, (line[1:],)))
             else:
                 last_id = id_buf
                 if data:
                     joined = "\n".join(data)
-                    if len(joined) > max_size:
+                    if len(joined) > self.max_event_size:
                         self._last_id = last_id
-                        self._fail(EventTooLarge(max_size, out))
+                        self._fail(EventTooLarge(self.max_event_size), out)
                     append(_new(Event, (joined, etype or "message", last_id, block_retry)))
                     data = []
                 etype = ""
@@ -234,14 +219,79 @@ class EventStreamParser:
         self._last_id = last_id
         self._block_retry = block_retry
         if data:
-            if data is not self._data:
-                self._data = data
-                self._counted = self._data_size = 0
-            counted = self._counted
-            self._data_size += sum(map(len, data[counted:])) + len(data) - counted
-            self._counted = len(data)
-            if self._data_size > max_size:
-                self._fail(EventTooLarge(max_size, out))
-        else:
+            self._count_data(data, out)
+        elif data is not self._data:
             self._data = data
+            self._counted = self._data_size = 0
+        if error is not None:
+            self._fail(error, out)
         return out
+
+    def _slow_text(self, chunk: bytes) -> str:
+        """Decode ``chunk`` when the stream's state needs more than one decode."""
+        if self._failed is not None:
+            raise ParseError("this parser already failed; create a new one") from self._failed
+        if self._undecoded:
+            chunk = self._undecoded + chunk
+            self._undecoded = b""
+        text, used = _decode(chunk, "replace", False)
+        if used != len(chunk):
+            self._undecoded = chunk[used:]
+        if text and not self._started:
+            self._started = True
+            if text[0] == "\ufeff":
+                text = text[1:]
+        if text and self._cr:
+            self._cr = False
+            if text[0] == "\n":
+                text = text[1:]
+        self._slow = bool(self._undecoded) or self._cr or not self._started
+        return text
+
+    def _line_boundaries(self, lines: list[str], last: str, size: int) -> ParseError | None:
+        """Join the unfinished line kept from earlier chunks, keep the new one.
+
+        Lines past ``max_line_length`` are cut from ``lines`` (in place) and
+        reported as the error to raise once the lines before them are parsed.
+        """
+        limit = self.max_line_length
+        tail = self._tail
+        if tail and lines:
+            tail.append(lines[0])
+            lines[0] = "".join(tail)
+            size = max(size, len(lines[0]))
+            tail = self._tail = []
+            self._tail_len = 0
+        if size > limit:
+            for index, line in enumerate(lines):
+                if len(line) > limit:
+                    del lines[index:]
+                    return LineTooLong(limit)
+        if last:
+            tail.append(last)
+            self._tail_len += len(last)
+            if self._tail_len > limit:
+                self._tail = []
+                return LineTooLong(limit)
+        return None
+
+    def _count_data(self, data: list[str], out: list[Event | Comment]) -> None:
+        """Keep the data lines of an unfinished event, within ``max_event_size``."""
+        if data is not self._data:
+            self._data = data
+            self._counted = self._data_size = 0
+        counted = self._counted
+        # Each line adds its length and one LF; the last LF is not part of the data.
+        self._data_size += sum(map(len, data[counted:])) + len(data) - counted
+        self._counted = len(data)
+        if self._data_size - 1 > self.max_event_size:
+            self._fail(EventTooLarge(self.max_event_size), out)
+
+    def _fail(self, error: ParseError, events: list[Event | Comment]) -> NoReturn:
+        """Finish the parser with ``error``, keeping the ``events`` completed before it."""
+        error.events = events
+        self._failed = error
+        self._slow = True
+        self._tail = []
+        self._data = []
+        raise error

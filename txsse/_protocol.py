@@ -19,6 +19,7 @@ from twisted.web.http import PotentialDataLoss
 
 from txsse._event import Comment, Event
 from txsse._parser import EventStreamParser
+from txsse._types import Clock, DelayedCall
 from txsse.errors import ParseError, StreamEnded
 
 
@@ -66,11 +67,20 @@ class EventStreamProtocol(Protocol):
     line are reported first, then the body is aborted and the error reported as
     its end.
 
+    With a ``clock``, the chunks of one network read (a server that flushes every
+    event sends one HTTP chunk per event, and one read holds hundreds) are parsed
+    together on the reactor's next turn, ``callLater(0)``: the parser then runs
+    once per read instead of once per event. Without one, every chunk is parsed
+    as it arrives.
+
     :param parser: the parser for this body, already seeded with the last event ID.
     :param receiver: where to report.
+    :param clock: the reactor's clock, to parse once per reactor turn.
     """
 
-    def __init__(self, parser: EventStreamParser, receiver: StreamReceiver) -> None:
+    def __init__(
+        self, parser: EventStreamParser, receiver: StreamReceiver, clock: Clock | None = None
+    ) -> None:
         self.parser = parser
         self._receiver = receiver
         self._items_received = receiver.items_received
@@ -79,6 +89,9 @@ class EventStreamProtocol(Protocol):
         self._paused = False
         #: The length of the chunk being parsed (or last parsed), in bytes.
         self.chunk_size = 0
+        self._clock = clock
+        self._chunks: list[bytes] = []
+        self._turn: DelayedCall | None = None
 
     @property
     def done(self) -> bool:
@@ -97,6 +110,22 @@ class EventStreamProtocol(Protocol):
         """
         if self._done:
             return
+        if self._clock is not None:
+            self._chunks.append(data)
+            if self._turn is None:
+                self._turn = self._clock.callLater(0, self._parse_turn)
+            return
+        self._parse(data)
+
+    def _parse_turn(self) -> None:
+        """Parse what arrived during the last reactor turn."""
+        self._turn = None
+        chunks, self._chunks = self._chunks, []
+        if chunks and not self._done:
+            self._parse(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+    def _parse(self, data: bytes) -> None:
+        """Feed ``data`` to the parser and report what it completed."""
         parser = self.parser
         self.chunk_size = len(data)
         try:
@@ -122,13 +151,29 @@ class EventStreamProtocol(Protocol):
         error = reason.value
         if error is None or isinstance(error, ResponseDone | PotentialDataLoss):
             error = StreamEnded("the server ended the event stream")
+        self._flush_turn()
         self._finish(error, abort=False)
+
+    def _flush_turn(self) -> None:
+        """Parse at once what waits for the next reactor turn."""
+        turn, self._turn = self._turn, None
+        if turn is not None:
+            turn.cancel()
+            self._parse_turn()
 
     def abort(self) -> None:
         """Drop the body now; nothing more is reported."""
         if not self._done:
             self._done = True
+            self._drop_turn()
             self._stop_transport()
+
+    def _drop_turn(self) -> None:
+        """Forget what waits for the next reactor turn."""
+        self._chunks = []
+        turn, self._turn = self._turn, None
+        if turn is not None:
+            turn.cancel()
 
     def pause(self) -> None:
         """Stop reading from the network (back-pressure)."""
@@ -151,6 +196,7 @@ class EventStreamProtocol(Protocol):
         if self._done:
             return
         self._done = True
+        self._drop_turn()
         if abort:
             self._stop_transport()
         self._receiver.stream_ended(reason)

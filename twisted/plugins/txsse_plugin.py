@@ -1,7 +1,6 @@
-# The twistd plugins of txsse: only the IServiceMaker objects live here; options
-# and makeService are in txsse._tap and txsse._hubtap, imported when a plugin is
-# used. There is no __init__.py under twisted/: this directory merges into
-# Twisted's own twisted.plugins.
+# The twistd plugins: only the IServiceMakers live here; options and makeService
+# are in txsse._tap and txsse._hubtap, imported when a plugin is used. There is no
+# __init__.py under twisted/: this directory merges into Twisted's own twisted.plugins.
 from twisted.application.service import ServiceMaker
 
 sse = ServiceMaker(
