@@ -40,9 +40,13 @@ setup(
             # the Redis channel and hub tests (against a real redis-server)
             "txredisapi>=1.6.0",
             "hiredis>=2.0",
+            # the metrics tests
+            "prometheus-client>=0.17",
             # HTTP/2 for the server's browser test (h2 and priority).
             "twisted[http2]",
         ],
+        # txsse.metrics and `--metrics` of the twistd plugins: Prometheus metrics.
+        "metrics": ["prometheus-client>=0.17"],
         # RedisStreamChannel / `twistd sse-hub --redis`: txredisapi speaks RESP
         # over Twisted; hiredis is its C reply parser (much faster than Python).
         "redis": ["txredisapi>=1.6.0", "hiredis>=2.0"],

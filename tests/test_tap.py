@@ -76,9 +76,10 @@ def test_help_documents_every_option_and_default() -> None:
         "--idle-timeout",
         "--policy",
         "--demo",
+        "--metrics",
     ):
         assert name + "=" in text or name + " " in text, name
-    assert text.count("[default:") == 16
+    assert text.count("[default:") == 17
 
 
 def test_all_values(tmp_path: Path) -> None:

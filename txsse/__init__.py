@@ -10,7 +10,7 @@ from txsse._parser import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_LENGTH, Event
 from txsse._policy import Decision, StatusPolicy, resilient_policy, strict_policy
 from txsse._protocol import EventStreamProtocol
 from txsse._request import RequestAttempt
-from txsse._signals import Opened, ReadyState, Reconnect
+from txsse._signals import Opened, ReadyState, Received, Reconnect
 from txsse._tls import pin_certificate, trust_certificate
 from txsse._version import __version__
 
@@ -25,6 +25,7 @@ __all__ = [
     "EventStreamProtocol",
     "Opened",
     "ReadyState",
+    "Received",
     "Reconnect",
     "RequestAttempt",
     "StatusPolicy",

@@ -44,7 +44,7 @@ from txsse._request import (
     check_url,
     redirected,
 )
-from txsse._signals import SIGNALS, Observers, Opened, ReadyState, Reconnect, Signal
+from txsse._signals import SIGNALS, Observers, Opened, ReadyState, Received, Reconnect, Signal
 from txsse._types import Agent, Clock, DelayedCall, Response, TLSPolicy
 from txsse._wire import BytesProducer, GlobalClock, discard_body, global_reactor, make_agent
 from txsse.errors import (
@@ -384,8 +384,9 @@ class EventSource(Service):
         status, response headers); ``"error"`` the exception (also in
         :attr:`last_error`); ``"comment"`` a :class:`~txsse.Comment`;
         ``"reconnect"`` a :class:`~txsse.Reconnect` (attempt, delay, reason);
-        ``"retry"`` the server's new reconnection time in seconds.
-        Exceptions from callbacks are logged.
+        ``"retry"`` the server's new reconnection time in seconds;
+        ``"data"`` a :class:`~txsse.Received` (bytes, events) for every chunk
+        of the body. Exceptions from callbacks are logged.
 
         :param signal: the signal name.
         :param callback: the callable.
@@ -640,6 +641,9 @@ class EventSource(Service):
     def _deliver(self, state: _Open, items: Sequence[Event | Comment]) -> None:
         """Deliver a chunk's events and comments, in order."""
         state.last_data = self._clock.seconds()
+        if "data" in self._signals.by_name and state.protocol is not None:
+            events = sum(1 for item in items if item.__class__ is Event)
+            self._signals.emit("data", Received(state.protocol.chunk_size, events))
         if not items:
             return
         if self._listeners.by_name or "comment" in self._signals.by_name:

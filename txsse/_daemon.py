@@ -43,6 +43,8 @@ class SSEDaemon(Service):
     :param agent: the ``IAgent`` for HTTP; the source's default when ``None``.
     :param on_exit: called with an exit status when the daemon must end the
         process; by default it stops the reactor and the process exits with it.
+    :param observe_source: called with each :class:`~txsse.EventSource` the
+        daemon creates, before it starts (``--metrics`` counts through it).
     """
 
     log = Logger()
@@ -67,6 +69,7 @@ class SSEDaemon(Service):
         reactor: Any = None,
         agent: Any = None,
         on_exit: Callable[[int], None] | None = None,
+        observe_source: Callable[[EventSource], object] | None = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor
@@ -88,6 +91,7 @@ class SSEDaemon(Service):
             "policy": policy,
         }
         self._agent = agent
+        self._observe_source = observe_source
         self._on_exit = on_exit or (lambda status: stop_with_status(self._reactor, status))
         self._saved_id: str | None = None
         self._writer: EventWriter | None = None
@@ -121,6 +125,8 @@ class SSEDaemon(Service):
             agent=self._agent,
             **self._source_options,
         )
+        if self._observe_source is not None:
+            self._observe_source(source)
         self.log.info(
             "reading {url} from Last-Event-ID {last_event_id!r} into {output} ({output_format})",
             url=self.url,

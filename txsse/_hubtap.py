@@ -12,6 +12,8 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from txsse._hub import TOPIC_NAME, Hub
+from txsse._metricsopt import HELP as METRICS_HELP
+from txsse._metricsopt import check_metrics_option
 from txsse._relay import UpstreamRelay
 from txsse.server._channel import IEventChannel
 from txsse.server._memory import MemoryChannel
@@ -80,6 +82,12 @@ class Options(usage.Options):
         super().__init__()
         self["cors-origin"] = []
         self["upstream"] = []
+        self["metrics"] = None
+
+    def opt_metrics(self, description: str) -> None:
+        self["metrics"] = check_metrics_option(description)
+
+    opt_metrics.__doc__ = METRICS_HELP
 
     def opt_cors_origin(self, origin: str) -> None:
         """Let pages from this origin (scheme://host[:port], or *) use the hub. Repeatable."""
@@ -194,6 +202,20 @@ def makeService(options: Options) -> IService:
             return UpstreamRelay(topic, url, lambda data, event, _: hub.publish(topic, data, event))
 
         backend = "memory (this process only)"
+    metrics: Any = None
+    if options.get("metrics"):
+        # Imported only here: prometheus-client is optional (txsse[metrics]).
+        from txsse import metrics
+
+        plain_factory = factory
+
+        def factory(topic: str) -> IEventChannel:
+            metered: IEventChannel = metrics.instrument_channel(plain_factory(topic), topic)
+            return metered
+
+        if options["redis"] is not None:
+            metrics.watch_redis(redis)
+        metrics.metrics_service(options["metrics"]).setServiceParent(top)
     hub = Hub(
         factory,
         publish_token=options["publish-token"],
@@ -209,7 +231,10 @@ def makeService(options: Options) -> IService:
     strports.service(options["port"], hub.site()).setServiceParent(top)
     EventStreamService(hub, final_retry=options["shutdown-retry"] or None).setServiceParent(top)
     for topic, url in options["upstream"]:
-        relay_for(topic, url).setServiceParent(top)
+        relay = relay_for(topic, url)
+        relay.setServiceParent(top)
+        if metrics is not None:
+            metrics.instrument_source(relay.source)
     _log.info(
         "sse-hub on {port}, topics in {backend}, {upstreams} upstream relay(s)",
         port=options["port"],

@@ -87,6 +87,8 @@ class EventStreamProtocol(Protocol):
         self._retry = parser.retry
         self._done = False
         self._paused = False
+        #: The length of the chunk being parsed (or last parsed), in bytes.
+        self.chunk_size = 0
         self._clock = clock
         self._chunks: list[bytes] = []
         self._turn: DelayedCall | None = None
@@ -125,6 +127,7 @@ class EventStreamProtocol(Protocol):
     def _parse(self, data: bytes) -> None:
         """Feed ``data`` to the parser and report what it completed."""
         parser = self.parser
+        self.chunk_size = len(data)
         try:
             items = parser.feed(data)
         except ParseError as error:

@@ -50,12 +50,26 @@ class Reconnect(NamedTuple):
     reason: BaseException
 
 
+class Received(NamedTuple):
+    """The ``data`` signal's value: one chunk of the response body, parsed.
+
+    :ivar size: the chunk's length in bytes.
+    :ivar events: how many events it completed.
+    """
+
+    size: int
+    events: int
+
+
 #: The signals ``EventSource.on`` accepts, and the value each callback receives:
 #: ``state`` a :class:`ReadyState`, ``open`` an :class:`Opened`, ``error`` the
 #: exception, ``comment`` a :class:`~txsse.Comment`, ``reconnect`` a
-#: :class:`Reconnect`, ``retry`` the new reconnection time in seconds.
-Signal = Literal["state", "open", "error", "comment", "reconnect", "retry"]
-SIGNALS: frozenset[str] = frozenset({"state", "open", "error", "comment", "reconnect", "retry"})
+#: :class:`Reconnect`, ``retry`` the new reconnection time in seconds, ``data``
+#: a :class:`Received` for every chunk of the body.
+Signal = Literal["state", "open", "error", "comment", "reconnect", "retry", "data"]
+SIGNALS: frozenset[str] = frozenset(
+    {"state", "open", "error", "comment", "reconnect", "retry", "data"}
+)
 
 
 class Observers:

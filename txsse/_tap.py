@@ -13,10 +13,12 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from twisted.application.service import Service
+from twisted.application.service import MultiService, Service
 from twisted.python import usage
 
 from txsse._daemon import SSEDaemon
+from txsse._metricsopt import HELP as METRICS_HELP
+from txsse._metricsopt import check_metrics_option
 from txsse._output import FORMATS
 from txsse._request import check_url
 from txsse._state import StateFile
@@ -194,6 +196,12 @@ https://example.com/events --state-file events.state --output events.jsonl"""
         self["headers"] = []
         self["events"] = []
         self["body"] = None
+        self["metrics"] = None
+
+    def opt_metrics(self, description: str) -> None:
+        self["metrics"] = check_metrics_option(description)
+
+    opt_metrics.__doc__ = METRICS_HELP
 
     def opt_header(self, value: str) -> None:
         """A request header, "Name: value" (repeatable) [default: none]."""
@@ -283,6 +291,10 @@ def makeService(options: Options | dict[str, Any]) -> Service:
     """
     from txsse._demo import DemoService
 
+    metrics: Any = None
+    if options.get("metrics"):
+        # Imported only here: prometheus-client is optional (txsse[metrics]).
+        from txsse import metrics
     daemon = SSEDaemon(
         url=options["url"] or "",
         headers=list(options["headers"]),
@@ -298,7 +310,12 @@ def makeService(options: Options | dict[str, Any]) -> Service:
         connect_timeout=options["connect-timeout"] or None,
         idle_timeout=options["idle-timeout"] or None,
         policy=options["policy"],
+        observe_source=metrics.instrument_source if metrics is not None else None,
     )
-    if options["demo"]:
-        return DemoService(daemon)
-    return daemon
+    service: Service = DemoService(daemon) if options["demo"] else daemon
+    if metrics is None:
+        return service
+    top = MultiService()  # type: ignore[no-untyped-call]
+    service.setServiceParent(top)  # type: ignore[no-untyped-call]
+    metrics.metrics_service(options["metrics"]).setServiceParent(top)
+    return top

@@ -1,0 +1,297 @@
+"""A blocking event source, for code that does not run a reactor.
+
+Scripts, Django or Flask workers, notebooks and plain threads get the same
+:class:`txsse.EventSource`, with the same options and behaviour, behind ordinary
+blocking calls::
+
+    from txsse.blocking import EventSource
+
+    with EventSource("https://example.com/events") as source:
+        for event in source:
+            print(event.event, event.data)
+
+A reactor runs in one background daemon thread shared by every blocking source
+of the process (started on first use; if the global reactor already runs in a
+background thread, as with ``crochet``, that one is used instead). Exceptions
+reach the calling thread with the same types as in the asynchronous API, a
+``next()`` can time out, be interrupted with Ctrl-C, or be woken by
+:meth:`EventSource.close` from another thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from collections import deque
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, TypeVar
+
+from twisted.internet.defer import Deferred
+
+from txsse._blocking import ReactorStopped, reactor_thread, shutdown
+from txsse._client import EventSource as _AsyncEventSource
+from txsse._event import Event
+from txsse._signals import Opened, ReadyState, Signal
+from txsse.errors import StreamClosed
+
+_T = TypeVar("_T")
+
+
+def _create(url: str, reactor: Any, options: dict[str, Any]) -> _AsyncEventSource:
+    """Make and start the asynchronous source (in the reactor thread)."""
+    source = _AsyncEventSource(url, reactor=reactor, **options)
+    source.startService()
+    return source
+
+
+#: The most queued events one hop into the reactor thread brings back.
+_BATCH = 256
+
+
+def _take(source: _AsyncEventSource) -> list[Event] | Deferred[list[Event]]:
+    """The events queued now (at most ``_BATCH``), or a Deferred of the next one.
+
+    Runs in the reactor thread. Taking every queued event in one hop, rather
+    than one per hop, makes a thread switch per batch instead of per event.
+    """
+    batch: list[Event] = []
+    pending = source.queue.pending
+    while pending and len(batch) < _BATCH:
+        source.next().addCallback(batch.append)
+    if batch:
+        return batch
+    return source.next().addCallback(lambda event: [event])
+
+
+def _abandon(reactor: Any, source: _AsyncEventSource) -> None:
+    """Close a source whose blocking wrapper was forgotten (any thread, never blocks)."""
+    with contextlib.suppress(Exception):  # the reactor may already be gone at exit
+        reactor.callFromThread(source.close)
+
+
+class EventSource:
+    """A reconnecting Server-Sent Events client with a blocking interface.
+
+    It wraps a :class:`txsse.EventSource` running in txsse's reactor thread,
+    started at once. Every option of :class:`txsse.EventSource` is accepted
+    except ``reactor``. Use it as a context manager (closing it on exit) and
+    iterate over it, or call :meth:`next`.
+
+    Callbacks given to :meth:`add_listener` and :meth:`on` run in the reactor
+    thread: keep them short, make them thread-safe, and do not call blocking
+    txsse methods from them (that raises :exc:`RuntimeError`), except
+    :meth:`close`.
+
+    :param url: the absolute ``http`` or ``https`` URL of the stream.
+    :param options: keyword options of :class:`txsse.EventSource`
+        (``headers``, ``last_event_id``, ``reconnect_delay``, ``policy``,
+        ``queue_size``...).
+    :raises TypeError: when ``reactor`` is given.
+    :raises ValueError: for an invalid URL, header or option (as
+        :class:`txsse.EventSource`).
+    """
+
+    def __init__(self, url: str, **options: Any) -> None:
+        if "reactor" in options:
+            raise TypeError(
+                "txsse.blocking.EventSource runs on txsse's reactor thread: "
+                "do not pass reactor=; use txsse.EventSource in reactor code"
+            )
+        self._thread = reactor_thread()
+        self._url = url
+        self._leftover: deque[Event] = deque()
+        self._source: _AsyncEventSource = self._thread.call(
+            _create, url, self._thread.reactor, options
+        )
+        self._finalizer = weakref.finalize(self, _abandon, self._thread.reactor, self._source)
+
+    def __repr__(self) -> str:
+        return f"<txsse.blocking.EventSource {self._url!r}>"
+
+    # Reading events
+
+    def next(self, timeout: float | None = None) -> Event:
+        """Wait for the next event.
+
+        :param timeout: seconds to wait at most; ``None`` waits as long as it
+            takes (reconnections included).
+        :returns: the next :class:`~txsse.Event`.
+        :raises TimeoutError: when no event arrived within ``timeout``; no
+            event is lost, the next call gets it.
+        :raises StreamClosed: once the source is closed (also when it is closed
+            from another thread while this call waits).
+        :raises ConnectionFailed: when the source failed for good (HTTP 204,
+            a wrong content type...), same type as in the asynchronous API.
+        :raises KeyboardInterrupt: on Ctrl-C while waiting; no event is lost.
+        """
+        if self._thread.in_reactor_thread():
+            raise RuntimeError(
+                "next() was called from the reactor thread (a callback), where it would "
+                "wait forever; read events in another thread, or use add_listener"
+            )
+        if self._leftover:
+            try:
+                return self._leftover.popleft()
+            except IndexError:  # another thread took it
+                pass
+        try:
+            call = self._thread.submit(_take, self._source)
+            batch: list[Event] = call.result(timeout, orphan=self._leftover.extend)
+        except TimeoutError:
+            raise TimeoutError(f"no event from {self._url} within {timeout} seconds") from None
+        except ReactorStopped:
+            raise StreamClosed(f"the event source for {self._url} was shut down") from None
+        self._leftover.extend(batch[1:])
+        return batch[0]
+
+    def __iter__(self) -> EventSource:
+        """Iterate over the events; the loop ends when the source is closed."""
+        return self
+
+    def __next__(self) -> Event:
+        """The next event for a ``for`` loop.
+
+        :returns: the event.
+        :raises StopIteration: once the source is closed.
+        :raises ConnectionFailed: when the source failed for good.
+        """
+        try:
+            return self.next()
+        except StreamClosed:
+            raise StopIteration from None
+
+    def when_open(self, timeout: float | None = None) -> Opened:
+        """Wait until the stream is open.
+
+        :param timeout: seconds to wait at most; ``None`` for no limit.
+        :returns: the :class:`~txsse.Opened` of the current connection.
+        :raises TimeoutError: when it did not open within ``timeout``.
+        :raises StreamClosed: when the source is closed first.
+        :raises ConnectionFailed: when the source failed for good.
+        """
+        try:
+            opened: Opened = self._call(self._source.when_open, timeout=timeout)
+        except TimeoutError:
+            raise TimeoutError(f"{self._url} did not open within {timeout} seconds") from None
+        return opened
+
+    # Lifecycle
+
+    def close(self, drain: float | None = None) -> None:
+        """Close the source: drop the connection, stop reconnecting. Idempotent.
+
+        Safe from any thread, including the reactor thread (a callback). A
+        :meth:`next` waiting in another thread raises
+        :class:`~txsse.errors.StreamClosed`.
+
+        :param drain: ``None`` forgets events not read yet; a number of seconds
+            lets :meth:`next` still return them for up to that long.
+        """
+        if drain is None:
+            self._leftover.clear()
+        if self._thread.in_reactor_thread():
+            self._source.close(drain)
+            return
+        with contextlib.suppress(ReactorStopped):
+            self._thread.call(_close, self._source, drain)
+
+    def restart(self) -> None:
+        """Drop the current connection and reconnect now (or start again after close)."""
+        self._call(self._source.restart)
+
+    def __enter__(self) -> EventSource:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # State
+
+    @property
+    def url(self) -> str:
+        """The stream's URL, as given."""
+        return self._url
+
+    @property
+    def ready_state(self) -> ReadyState:
+        """``CONNECTING``, ``OPEN`` or ``CLOSED``."""
+        return self._read(lambda source: source.ready_state)
+
+    @property
+    def last_event_id(self) -> str:
+        """The last event ID: what the next connection sends as ``Last-Event-ID``."""
+        return self._read(lambda source: source.last_event_id)
+
+    @property
+    def last_error(self) -> BaseException | None:
+        """The last error reported (network, timeout, status...), or ``None``."""
+        return self._read(lambda source: source.last_error)
+
+    @property
+    def reconnect_delay(self) -> float:
+        """The base reconnection time in seconds (the server's ``retry:`` if it sent one)."""
+        return self._read(lambda source: source.reconnect_delay)
+
+    def _read(self, getter: Callable[[_AsyncEventSource], _T]) -> _T:
+        """Read the asynchronous source's state in the reactor thread."""
+        if self._thread.in_reactor_thread():
+            return getter(self._source)
+        result: _T = self._call(getter, self._source)
+        return result
+
+    def _call(self, function: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
+        """Call into the reactor thread; a stopped reactor means a closed source."""
+        try:
+            return self._thread.call(function, *args, timeout=timeout)
+        except ReactorStopped:
+            raise StreamClosed(f"the event source for {self._url} was shut down") from None
+
+    # Callbacks (run in the reactor thread)
+
+    def add_listener(self, event_type: str, callback: Callable[[Event], object]) -> None:
+        """Call ``callback(event)`` in the reactor thread for every event of a type.
+
+        :param event_type: the ``event:`` field (``"message"`` by default).
+        :param callback: the callable; it must be thread-safe.
+        """
+        self._read(lambda source: source.add_listener(event_type, callback))
+
+    def remove_listener(self, event_type: str, callback: Callable[[Event], object]) -> None:
+        """Undo :meth:`add_listener`.
+
+        :param event_type: the event type.
+        :param callback: the callable.
+        """
+        self._read(lambda source: source.remove_listener(event_type, callback))
+
+    def on(self, signal: Signal, callback: Callable[[Any], object]) -> None:
+        """Observe the source (see :meth:`txsse.EventSource.on`), in the reactor thread.
+
+        :param signal: ``"state"``, ``"open"``, ``"error"``, ``"comment"``,
+            ``"reconnect"`` or ``"retry"``.
+        :param callback: the callable; it must be thread-safe.
+        :raises ValueError: for an unknown signal.
+        """
+        self._read(lambda source: source.on(signal, callback))
+
+    def off(self, signal: Signal, callback: Callable[[Any], object]) -> None:
+        """Undo :meth:`on`.
+
+        :param signal: the signal name.
+        :param callback: the callable.
+        """
+        self._read(lambda source: source.off(signal, callback))
+
+
+def _close(source: _AsyncEventSource, drain: float | None) -> None:
+    """Start closing ``source`` without waiting for a drain to finish."""
+    source.close(drain)
+
+
+__all__ = ["EventSource", "shutdown"]
