@@ -656,8 +656,9 @@ class EventSource(Service):
                     pending.append(items[0])
             else:
                 pending.extend([item for item in items if item.__class__ is Event])
-            if self._queue.waiting and self._wakeup is None:
-                self._wakeup = self._clock.callLater(0, self._wake)
+        queue = self._queue
+        if queue.waiting and queue.pending and self._wakeup is None:
+            self._wakeup = self._clock.callLater(0, self._wake)
         size = self._queue_size
         if size and len(self._queue.pending) >= size and self._state is state:
             assert state.protocol is not None
@@ -683,8 +684,6 @@ class EventSource(Service):
                 self._listeners.call(listeners, event.event, event)
             if put is not None:
                 put(event)
-                if self._queue.waiting and self._wakeup is None:
-                    self._wakeup = self._clock.callLater(0, self._wake)
             delivered = event
 
     def _wake(self) -> None:
