@@ -122,7 +122,7 @@ class EventStreamProtocol(Protocol):
         self._turn = None
         chunks, self._chunks = self._chunks, []
         if chunks and not self._done:
-            self._parse(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            self._parse(b"".join(chunks))  # one chunk: joined is the same object
 
     def _parse(self, data: bytes) -> None:
         """Feed ``data`` to the parser and report what it completed."""
