@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from txsse._backoff import ReconnectDelay
+from txsse.client._backoff import ReconnectDelay
 
 
 def test_grows_exponentially_to_the_maximum() -> None:

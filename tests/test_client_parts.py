@@ -6,8 +6,9 @@ import pytest
 from twisted.web.http_headers import Headers
 
 from txsse import pin_certificate, resilient_policy, strict_policy, trust_certificate
-from txsse._policy import mime_essence, resolve_policy, retry_after
-from txsse._request import RequestAttempt, build_attempt, check_url, redirected
+from txsse._validate import check_url
+from txsse.client._policy import mime_essence, resolve_policy, retry_after
+from txsse.client._request import RequestAttempt, build_attempt, redirected
 from txsse.errors import RedirectError
 
 
@@ -116,7 +117,7 @@ def test_default_agent_never_pools_connections() -> None:
     from twisted.internet import reactor
     from twisted.web.client import BrowserLikePolicyForHTTPS
 
-    from txsse._wire import make_agent
+    from txsse.client._wire import make_agent
 
     agent = make_agent(reactor)
     assert agent._pool.persistent is False

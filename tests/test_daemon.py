@@ -14,9 +14,9 @@ from twisted.logger import LogEvent
 
 from tests._memagent import MemoryAgent
 from txsse import EventStreamParser
-from txsse._daemon import SSEDaemon
-from txsse._exit import EXIT_IO_ERROR, EXIT_SOFTWARE, EXIT_STREAM_FAILED
-from txsse._state import StateFile
+from txsse.daemon._exit import EXIT_IO_ERROR, EXIT_SOFTWARE, EXIT_STREAM_FAILED
+from txsse.daemon._service import SSEDaemon
+from txsse.daemon._state import StateFile
 from txsse.errors import StateFileError
 
 URL = "http://example.test/events"

@@ -14,8 +14,8 @@ from twisted.internet.testing import MemoryReactorClock
 
 from tests._memagent import MemoryAgent
 from txsse import EventStreamParser
-from txsse._daemon import SSEDaemon
-from txsse._demo import DemoService, demo_event
+from txsse.daemon._demo import DemoService, demo_event
+from txsse.daemon._service import SSEDaemon
 
 
 def test_demo_event() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from twisted.internet.error import ReactorNotRunning
 
-from txsse import _exit
+from txsse.daemon import _exit
 
 
 class FakeReactor:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from txsse import Event, EventStreamParser
-from txsse._output import EventWriter, encode_json
+from txsse.daemon._output import EventWriter, encode_json
 
 EVENTS = [
     Event("first", id="1"),

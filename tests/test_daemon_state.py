@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from txsse._state import StateFile
+from txsse.daemon._state import StateFile
 from txsse.errors import StateFileError
 
 

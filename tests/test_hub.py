@@ -17,10 +17,10 @@ from twisted.python import usage
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
 
-from txsse._hub import Hub
-from txsse._hubtap import Options, makeService
-from txsse._relay import UpstreamRelay
 from txsse.errors import ChannelUnavailable
+from txsse.hub._options import Options, makeService
+from txsse.hub._relay import UpstreamRelay
+from txsse.hub._resource import Hub
 from txsse.server import IEventChannel, MemoryChannel
 
 

@@ -8,8 +8,8 @@ from _memagent import MemoryAgent
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 
-from txsse._relay import UpstreamRelay
 from txsse.errors import ChannelUnavailable
+from txsse.hub._relay import UpstreamRelay
 
 
 class ScriptedLease:

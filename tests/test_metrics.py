@@ -253,7 +253,8 @@ def test_nothing_is_imported_without_metrics() -> None:
         import txsse
         import txsse.blocking
         from txsse.server import EventStreamResource, MemoryChannel
-        from txsse import _tap, _hubtap
+        from txsse.daemon import _options as _tap
+        from txsse.hub import _options as _hubtap
 
         channel = MemoryChannel()
         port = reactor.listenTCP(0, Site(EventStreamResource(channel)), interface="127.0.0.1")
@@ -296,7 +297,7 @@ def test_event_type_is_reexported() -> None:
 # The --metrics option of the twistd plugins
 
 
-@pytest.mark.parametrize("options", ["txsse._tap", "txsse._hubtap"])
+@pytest.mark.parametrize("options", ["txsse.daemon._options", "txsse.hub._options"])
 def test_metrics_option_refuses_bad_endpoints(options: str) -> None:
     """--metrics with an unparsable endpoint is a usage error naming the option."""
     parser = importlib.import_module(options).Options()

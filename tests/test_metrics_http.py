@@ -22,8 +22,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from txsse import EventSource
-from txsse._hubtap import Options as HubOptions
-from txsse._hubtap import makeService as make_hub
+from txsse.hub._options import Options as HubOptions
+from txsse.hub._options import makeService as make_hub
 from txsse.metrics import instrument_channel, instrument_source, metrics_resource
 from txsse.server import EventStreamResource, MemoryChannel
 

@@ -17,9 +17,9 @@ from zope.interface import implementer
 
 from txsse import EventStreamParser
 from txsse.errors import ChannelUnavailable
+from txsse.hub._redis import RedisStreamChannel
+from txsse.hub._redisconn import RedisConnection, parse_redis_url
 from txsse.server._channel import IEventChannel, ISubscriber, Replay
-from txsse.server._redis import RedisStreamChannel
-from txsse.server._redisconn import RedisConnection, parse_redis_url
 
 pytestmark = pytest.mark.slow
 
@@ -259,7 +259,7 @@ async def test_fields_are_stored_with_the_entry_but_not_sent(conn: RedisConnecti
 @pytest_twisted.ensureDeferred
 async def test_lease_has_one_holder_expires_and_is_released(conn: RedisConnection) -> None:
     """One holder at a time; renewal keeps it; release or expiry lets another take it."""
-    from txsse.server._redislease import RedisLease
+    from txsse.hub._lease import RedisLease
 
     first = RedisLease(conn, "t:lease", ttl=0.3, holder="first")
     second = RedisLease(conn, "t:lease", ttl=0.3, holder="second")

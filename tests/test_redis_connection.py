@@ -11,7 +11,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
 from txsse.errors import ChannelUnavailable
-from txsse.server._redisconn import RedisConnection
+from txsse.hub._redisconn import RedisConnection
 
 
 class Endpoint:

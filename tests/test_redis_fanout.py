@@ -9,8 +9,8 @@ from zope.interface import implementer
 
 from txsse import EventStreamParser
 from txsse.errors import ChannelUnavailable
+from txsse.hub._redis import RedisStreamChannel
 from txsse.server._channel import ISubscriber, Replay
-from txsse.server._redis import RedisStreamChannel
 
 
 class FakeRedis:

@@ -9,10 +9,10 @@ from twisted.application.service import IServiceMaker
 from twisted.plugin import getPlugins
 from twisted.python import usage
 
-from txsse._daemon import SSEDaemon
-from txsse._demo import DemoService
-from txsse._state import StateFile
-from txsse._tap import Options, makeService, parse_header
+from txsse.daemon._demo import DemoService
+from txsse.daemon._options import Options, makeService, parse_header
+from txsse.daemon._service import SSEDaemon
+from txsse.daemon._state import StateFile
 
 URL = "http://127.0.0.1:8080/events"
 

@@ -28,6 +28,8 @@ from twisted.logger import Logger
 from twisted.python import threadable
 from twisted.python.failure import Failure
 
+from txsse._reactor import default_reactor
+
 _T = TypeVar("_T")
 
 _log = Logger(namespace="txsse.blocking")
@@ -338,9 +340,7 @@ def _running_global_reactor() -> ReactorThread | None:
     """The global reactor, when it runs (or is set up to run) in a background thread."""
     if "twisted.internet.reactor" not in sys.modules:
         return None
-    from twisted.internet import reactor as global_reactor
-
-    reactor: Any = global_reactor
+    reactor: Any = default_reactor()
     if reactor.running:
         ident: int | None = getattr(threadable, "ioThread", None)
         if (

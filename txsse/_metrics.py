@@ -29,9 +29,9 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 from zope.interface import implementer
 
-from txsse._signals import Opened, ReadyState, Received, Reconnect
+from txsse.client import Opened, ReadyState, Received, Reconnect
 from txsse.errors import ParseError
-from txsse.server._channel import IEventChannel, ISubscriber, Replay
+from txsse.server import IEventChannel, ISubscriber, Replay
 
 _CLIENT = "stream"
 _SERVER = "channel"

@@ -30,9 +30,9 @@ from typing import Any, TypeVar
 from twisted.internet.defer import Deferred
 
 from txsse._blocking import ReactorStopped, reactor_thread, shutdown
-from txsse._client import EventSource as _AsyncEventSource
 from txsse._event import Event
-from txsse._signals import Opened, ReadyState, Signal
+from txsse.client import EventSource as _AsyncEventSource
+from txsse.client import Opened, ReadyState, Signal
 from txsse.errors import StreamClosed
 
 _T = TypeVar("_T")

@@ -22,7 +22,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from txsse._metrics import MeteredChannel, MetricsResource, SourceMetrics, stream_label, watch_redis
-from txsse.server._channel import IEventChannel
+from txsse.server import IEventChannel
 
 
 def instrument_source(

@@ -3,17 +3,13 @@
 The public API is re-exported here; the modules behind it are private.
 """
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 from txsse.server._channel import IEventChannel, ISubscriber, Replay
 from txsse.server._memory import MemoryChannel
 from txsse.server._resource import EventStreamResource, last_event_id
 from txsse.server._router import ChannelRouter
 from txsse.server._service import EventStreamService
-
-if TYPE_CHECKING:  # imported lazily below: they need txsse[redis]
-    from txsse.server._redis import RedisStreamChannel
-    from txsse.server._redisconn import RedisConnection
 
 __all__ = [
     "ChannelRouter",
@@ -29,14 +25,13 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    """Import the Redis names on first use: they need ``pip install txsse[redis]``."""
-    if name == "RedisStreamChannel":
-        from txsse.server._redis import RedisStreamChannel
+def __getattr__(name: str) -> Any:
+    """The Redis names, kept here for compatibility: they live in :mod:`txsse.hub`.
 
-        return RedisStreamChannel
-    if name == "RedisConnection":
-        from txsse.server._redisconn import RedisConnection
+    They are imported on first use, since they need ``pip install txsse[redis]``.
+    """
+    if name in ("RedisStreamChannel", "RedisConnection"):
+        import txsse.hub
 
-        return RedisConnection
+        return getattr(txsse.hub, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

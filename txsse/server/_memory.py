@@ -11,6 +11,7 @@ from twisted.logger import Logger, LogLevel
 from zope.interface import implementer
 
 from txsse._format import format_event
+from txsse._validate import check_count
 from txsse.server._channel import IEventChannel, ISubscriber, Replay
 
 _DEFAULT_HISTORY = 1000
@@ -44,11 +45,8 @@ class MemoryChannel:
     _log = Logger()
 
     def __init__(self, history: int = _DEFAULT_HISTORY, *, first_id: int | None = None) -> None:
-        for name, value in (("history", history), ("first_id", first_id)):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 0
-            ):
-                raise ValueError(f"{name} must be a non-negative int, not {value!r}")
+        check_count("history", history)
+        check_count("first_id", first_id)
         self.history = history
         self._next_id = _first_id() if first_id is None else first_id
         self._ids: deque[str] = deque()

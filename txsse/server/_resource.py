@@ -15,24 +15,13 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from txsse._format import format_event
+from txsse._reactor import default_reactor
+from txsse._validate import check_count, check_seconds
 from txsse.server._channel import IEventChannel, Replay
 from txsse.server._stream import _Stream
 
 _KEEPALIVE = b":\n"
 _ALLOW = b"GET, HEAD"
-
-
-def _seconds(name: str, value: float | None, *, positive: bool) -> float | None:
-    """Validate an optional duration in seconds."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-        raise ValueError(f"{name} must be a number of seconds, not {value!r}")
-    if value < 0 or (positive and value == 0):
-        raise ValueError(
-            f"{name} must be {'positive' if positive else 'non-negative'}, got {value}"
-        )
-    return float(value)
 
 
 def _milliseconds(seconds: float) -> int:
@@ -100,20 +89,16 @@ class EventStreamResource(Resource):
         super().__init__()
         if not IEventChannel.providedBy(channel):
             raise ValueError(f"channel must provide IEventChannel, not {channel!r}")
-        if isinstance(max_unsent, bool) or not isinstance(max_unsent, int) or max_unsent < 0:
-            raise ValueError(f"max_unsent must be a non-negative int of bytes, not {max_unsent!r}")
+        check_count("max_unsent", max_unsent, unit=" of bytes")
         if not reset_event:
             raise ValueError(
                 "reset_event must be a non-empty event type (clients read '' as message)"
             )
         format_event(event=reset_event)  # raises ValueError for an unusable event type
-        if reactor is None:
-            from twisted.internet import reactor as _reactor
-
-            reactor = _reactor
+        reactor = default_reactor(reactor)
         self.channel = channel
-        self.keepalive = _seconds("keepalive", keepalive, positive=True)
-        retry_s = _seconds("retry", retry, positive=False)
+        self.keepalive = check_seconds("keepalive", keepalive, positive=True)
+        retry_s = check_seconds("retry", retry, positive=False)
         self.retry = retry_s
         self.max_unsent = max_unsent
         self.reset_event = reset_event
@@ -301,7 +286,7 @@ class EventStreamResource(Resource):
         :param spread: randomize the final delay per client (see ``retry``).
         :raises ValueError: if ``retry`` is negative or not a number.
         """
-        seconds = _seconds("retry", retry, positive=False)
+        seconds = check_seconds("retry", retry, positive=False)
         self._closed = True
         for stream in tuple(self._streams):
             last = b""

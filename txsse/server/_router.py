@@ -9,6 +9,7 @@ from twisted.web.pages import notFound
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 
+from txsse._validate import check_count
 from txsse.server._channel import IEventChannel
 from txsse.server._resource import EventStreamResource
 
@@ -43,8 +44,7 @@ class ChannelRouter(Resource):
         super().__init__()
         if default is not None and not (IEventChannel.providedBy(default) or callable(default)):
             raise ValueError(f"default must be a channel, a factory or None, not {default!r}")
-        if isinstance(max_channels, bool) or not isinstance(max_channels, int) or max_channels < 0:
-            raise ValueError(f"max_channels must be a non-negative int, not {max_channels!r}")
+        check_count("max_channels", max_channels)
         self._options = stream_options
         self._default = default
         self._max_channels = max_channels

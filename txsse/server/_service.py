@@ -6,7 +6,7 @@ from typing import Protocol
 
 from twisted.application.service import Service
 
-from txsse.server._resource import _seconds
+from txsse._validate import check_seconds
 
 
 class Closable(Protocol):
@@ -40,7 +40,7 @@ class EventStreamService(Service):
         final_retry: float | None = None,
         spread: bool = True,
     ) -> None:
-        _seconds("final_retry", final_retry, positive=False)
+        check_seconds("final_retry", final_retry, positive=False)
         self.streams = streams
         self.close_streams = close_streams
         self.final_retry = final_retry

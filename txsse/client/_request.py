@@ -12,6 +12,7 @@ from urllib.parse import urljoin, urlsplit
 
 from twisted.web.http_headers import Headers
 
+from txsse._validate import check_url
 from txsse.errors import RedirectError
 
 #: Statuses followed as redirects.
@@ -23,32 +24,6 @@ CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"
 
 #: A request body, or a factory called on every attempt to produce it again.
 Body = bytes | Callable[[], bytes] | None
-
-
-def check_url(url: str) -> str:
-    """Check that ``url`` is an absolute ``http`` or ``https`` URL.
-
-    :param url: the URL.
-    :returns: the URL, unchanged.
-    :raises ValueError: when it is not one.
-    """
-    if not isinstance(url, str):
-        raise TypeError(f"the URL must be a str, not {type(url).__name__}")
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError as error:
-        raise ValueError(f"invalid event stream URL {url!r}: {error}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"invalid event stream URL {url!r}: need an absolute http(s) URL")
-    if any(c in url for c in " \r\n\t"):
-        raise ValueError(f"invalid event stream URL {url!r}: it contains whitespace")
-    if not url.isascii():
-        raise ValueError(
-            f"invalid event stream URL {url!r}: percent-encode non-ASCII characters "
-            "(and write international host names in punycode)"
-        )
-    return url
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

@@ -22,9 +22,10 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from txsse._format import format_event
+from txsse._validate import check_count
 from txsse.errors import ChannelUnavailable
-from txsse.server._channel import IEventChannel, ISubscriber, Replay
-from txsse.server._redisconn import RedisConnection
+from txsse.hub._redisconn import RedisConnection
+from txsse.server import IEventChannel, ISubscriber, Replay
 
 _StreamId = tuple[int, int]
 
@@ -108,9 +109,8 @@ class RedisStreamChannel:
         block: float = 5.0,
         batch: int = 1000,
     ) -> None:
-        for name, value in (("history", history), ("batch", batch)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, not {value!r}")
+        check_count("history", history, minimum=1)
+        check_count("batch", batch, minimum=1)
         if not key:
             raise ValueError("a Redis stream key must not be empty")
         if block <= 0:

@@ -9,11 +9,12 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from txsse._client import EventSource
 from txsse._event import Event
-from txsse._exit import EXIT_IO_ERROR, EXIT_SOFTWARE, EXIT_STREAM_FAILED, stop_with_status
-from txsse._output import EventWriter
-from txsse._state import StateFile
+from txsse._reactor import default_reactor
+from txsse.client import EventSource
+from txsse.daemon._exit import EXIT_IO_ERROR, EXIT_SOFTWARE, EXIT_STREAM_FAILED, stop_with_status
+from txsse.daemon._output import EventWriter
+from txsse.daemon._state import StateFile
 from txsse.errors import SSEError, StateFileError, StreamClosed
 
 
@@ -71,8 +72,7 @@ class SSEDaemon(Service):
         on_exit: Callable[[int], None] | None = None,
         observe_source: Callable[[EventSource], object] | None = None,
     ) -> None:
-        if reactor is None:
-            from twisted.internet import reactor
+        reactor = default_reactor(reactor)
         self.url = url
         self._reactor = reactor
         self._headers = list(headers)

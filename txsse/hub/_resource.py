@@ -23,9 +23,9 @@ from twisted.python.failure import Failure
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
+from txsse._validate import check_count
 from txsse.errors import ChannelUnavailable
-from txsse.server._channel import IEventChannel
-from txsse.server._router import ChannelRouter
+from txsse.server import ChannelRouter, IEventChannel
 
 TOPIC_NAME = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}\Z")
 """Valid topic names: letters, digits, ``_ . -``; 1 to 128 characters, not starting with a dot."""
@@ -137,8 +137,7 @@ class Hub:
             ("max_event_size", max_event_size),
             ("max_topics", max_topics),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, not {value!r}")
+            check_count(name, value, minimum=1)
         self.publish_token = publish_token
         self.subscribe_token = subscribe_token
         self.max_subscribers = max_subscribers

@@ -9,7 +9,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 
-from txsse.server._redisconn import RedisConnection
+from txsse.hub._redisconn import RedisConnection
 
 # Take the lease if free, or extend it if we hold it; 1 if held afterwards.
 _ACQUIRE = """

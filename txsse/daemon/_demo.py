@@ -17,7 +17,8 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from txsse._daemon import SSEDaemon
+from txsse._reactor import default_reactor
+from txsse.daemon._service import SSEDaemon
 from txsse.server import EventStreamResource, MemoryChannel
 
 #: Seconds between two demo events.
@@ -61,8 +62,7 @@ class DemoService(MultiService):
         self, daemon: SSEDaemon, reactor: Any = None, interval: float = DEMO_INTERVAL
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
-        if reactor is None:
-            from twisted.internet import reactor
+        reactor = default_reactor(reactor)
         self._reactor = reactor
         self.channel = MemoryChannel(history=DEMO_HISTORY, first_id=1)
         self.resource = EventStreamResource(self.channel, retry=DEMO_RETRY, reactor=reactor)

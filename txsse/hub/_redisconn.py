@@ -25,6 +25,7 @@ from twisted.internet.ssl import optionsForClientTLS
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txsse._reactor import default_reactor
 from txsse.errors import ChannelUnavailable
 
 _DEFAULT_PORT = 6379
@@ -164,10 +165,7 @@ class RedisConnection(Service):
         initial_delay: float = 0.1,
         max_delay: float = 5.0,
     ) -> None:
-        if reactor is None:
-            from twisted.internet import reactor as global_reactor
-
-            reactor = global_reactor
+        reactor = default_reactor(reactor)
         self.url = parse_redis_url(url) if isinstance(url, str) else url
         self.reactor = reactor
         self.reply_timeout = reply_timeout

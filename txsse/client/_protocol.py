@@ -19,7 +19,7 @@ from twisted.web.http import PotentialDataLoss
 
 from txsse._event import Comment, Event
 from txsse._parser import EventStreamParser
-from txsse._types import Clock, DelayedCall
+from txsse.client._types import Clock, DelayedCall
 from txsse.errors import ParseError, StreamEnded
 
 

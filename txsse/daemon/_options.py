@@ -2,12 +2,11 @@
 
 Only this module knows about command-line options: it checks every value while
 parsing, so that a bad option is a usage error before anything starts, and hands
-plain Python values to :class:`txsse._daemon.SSEDaemon`.
+plain Python values to :class:`txsse.daemon._service.SSEDaemon`.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Callable
@@ -16,12 +15,12 @@ from typing import Any
 from twisted.application.service import MultiService, Service
 from twisted.python import usage
 
-from txsse._daemon import SSEDaemon
 from txsse._metricsopt import HELP as METRICS_HELP
 from txsse._metricsopt import check_metrics_option
-from txsse._output import FORMATS
-from txsse._request import check_url
-from txsse._state import StateFile
+from txsse._validate import check_url, seconds_option
+from txsse.daemon._output import FORMATS
+from txsse.daemon._service import SSEDaemon
+from txsse.daemon._state import StateFile
 from txsse.errors import StateFileError
 
 #: An HTTP token (RFC 9110): the characters allowed in a method or a header name.
@@ -57,20 +56,6 @@ def _choice(what: str, choices: tuple[str, ...]) -> Callable[[str], str]:
 
     coerce.coerceDoc = f"One of: {', '.join(choices)}."  # type: ignore[attr-defined]
     return coerce
-
-
-def _seconds(value: str) -> float:
-    """Accept a finite, non-negative number of seconds."""
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise ValueError(f"{value!r} is not a number of seconds") from None
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"{value!r} must be a finite number of seconds, 0 or more")
-    return seconds
-
-
-_seconds.coerceDoc = "Seconds, 0 or more."  # type: ignore[attr-defined]
 
 
 def parse_header(value: str) -> tuple[str, str]:
@@ -148,28 +133,28 @@ https://example.com/events --state-file events.state --output events.jsonl"""
             None,
             3.0,
             "Initial delay before reconnecting (the server's retry: overrides it).",
-            _seconds,
+            seconds_option,
         ],
         [
             "max-reconnect-delay",
             None,
             30.0,
             "Longest delay between reconnection attempts.",
-            _seconds,
+            seconds_option,
         ],
         [
             "connect-timeout",
             None,
             30.0,
             "Give up an attempt when no response arrives within this time; 0: never.",
-            _seconds,
+            seconds_option,
         ],
         [
             "idle-timeout",
             None,
             300.0,
             "Reconnect when no byte (keep-alives included) arrives within this time; 0: never.",
-            _seconds,
+            seconds_option,
         ],
         [
             "policy",
@@ -289,7 +274,7 @@ def makeService(options: Options | dict[str, Any]) -> Service:
     :returns: the service twistd runs: the daemon, plus the demo stream server
         with ``--demo``.
     """
-    from txsse._demo import DemoService
+    from txsse.daemon._demo import DemoService
 
     metrics: Any = None
     if options.get("metrics"):

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import Protocol
@@ -11,7 +10,7 @@ from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionP
 from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
-from txsse._types import DelayedCall, TLSPolicy
+from txsse.client._types import TLSPolicy
 
 
 def make_agent(reactor: Any, tls: TLSPolicy | None = None) -> Any:
@@ -25,27 +24,6 @@ def make_agent(reactor: Any, tls: TLSPolicy | None = None) -> Any:
     pool = HTTPConnectionPool(reactor, persistent=False)  # type: ignore[no-untyped-call]
     policy = tls or BrowserLikePolicyForHTTPS()  # type: ignore[no-untyped-call]
     return Agent(reactor, contextFactory=policy, pool=pool)  # type: ignore[no-untyped-call]
-
-
-def global_reactor() -> Any:
-    """The global reactor (installing the default one if none is yet)."""
-    from twisted.internet import reactor
-
-    return reactor
-
-
-class GlobalClock:
-    """The global reactor's clock, looked up on use (before the source starts)."""
-
-    def seconds(self) -> float:
-        """The reactor's current time."""
-        return float(global_reactor().seconds())
-
-    def callLater(
-        self, delay: float, callable: Callable[..., Any], *args: object, **kw: object
-    ) -> DelayedCall:
-        """Schedule a call on the global reactor."""
-        return cast(DelayedCall, global_reactor().callLater(delay, callable, *args, **kw))
 
 
 @implementer(IBodyProducer)
@@ -97,4 +75,4 @@ def discard_body(response: Any) -> None:
     response.deliverBody(_Discard())
 
 
-__all__ = ["BytesProducer", "GlobalClock", "discard_body", "global_reactor", "make_agent"]
+__all__ = ["BytesProducer", "discard_body", "make_agent"]

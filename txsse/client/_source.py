@@ -28,25 +28,34 @@ from twisted.internet.defer import (
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from txsse._backoff import DEFAULT_JITTER, ReconnectDelay
 from txsse._event import Comment, Event
 from txsse._parser import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_LENGTH, EventStreamParser
-from txsse._policy import Decision, StatusPolicy, header, resolve_policy
-from txsse._protocol import EventStreamProtocol
-from txsse._queue import EventQueue, end_iteration
-from txsse._request import (
+from txsse._reactor import GlobalClock, default_reactor
+from txsse._validate import check_url
+from txsse.client._backoff import DEFAULT_JITTER, ReconnectDelay
+from txsse.client._policy import Decision, StatusPolicy, header, resolve_policy
+from txsse.client._protocol import EventStreamProtocol
+from txsse.client._queue import EventQueue, end_iteration
+from txsse.client._request import (
     DEFAULT_MAX_REDIRECTS,
     REDIRECT_STATUSES,
     Body,
     RequestAttempt,
     build_attempt,
     check_headers,
-    check_url,
     redirected,
 )
-from txsse._signals import SIGNALS, Observers, Opened, ReadyState, Received, Reconnect, Signal
-from txsse._types import Agent, Clock, DelayedCall, Response, TLSPolicy
-from txsse._wire import BytesProducer, GlobalClock, discard_body, global_reactor, make_agent
+from txsse.client._signals import (
+    SIGNALS,
+    Observers,
+    Opened,
+    ReadyState,
+    Received,
+    Reconnect,
+    Signal,
+)
+from txsse.client._types import Agent, Clock, DelayedCall, Response, TLSPolicy
+from txsse.client._wire import BytesProducer, discard_body, make_agent
 from txsse.errors import (
     ConnectionFailed,
     ConnectTimeout,
@@ -429,7 +438,7 @@ class EventSource(Service):
     def startService(self) -> None:
         """Start the stream (again, after :meth:`close`, keeping the last event ID)."""
         if self._reactor is None:
-            self._reactor = self._clock = global_reactor()
+            self._reactor = self._clock = default_reactor()
         self.running = True
         state = self._state
         if isinstance(state, _Idle | _Stopped):

@@ -19,7 +19,8 @@ from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from txsse._client import EventSource
+from txsse._reactor import default_reactor
+from txsse.client import EventSource
 from txsse.errors import ChannelUnavailable, StreamClosed
 
 Publish = Callable[[str, "str | None", str], Any]
@@ -30,7 +31,7 @@ Resume = Callable[[], "Deferred[str | None]"]
 
 
 class Lease(Protocol):
-    """What a relay needs from a lease (see :class:`txsse.server._redislease.RedisLease`)."""
+    """What a relay needs from a lease (see :class:`txsse.hub._lease.RedisLease`)."""
 
     ttl: float
 
@@ -80,10 +81,7 @@ class UpstreamRelay(Service):
         resume: Resume | None = None,
         **source_options: Any,
     ) -> None:
-        if reactor is None:
-            from twisted.internet import reactor as global_reactor
-
-            reactor = global_reactor
+        reactor = default_reactor(reactor)
         self.topic = topic
         self.url = url
         self._publish = publish

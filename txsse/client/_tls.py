@@ -21,7 +21,7 @@ from twisted.web.client import BrowserLikePolicyForHTTPS
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
-from txsse._types import TLSPolicy
+from txsse.client._types import TLSPolicy
 
 _HEX = re.compile(r"[0-9a-f]{64}")
 

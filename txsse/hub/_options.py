@@ -11,35 +11,14 @@ from twisted.application.service import IService, MultiService
 from twisted.logger import Logger
 from twisted.python import usage
 
-from txsse._hub import TOPIC_NAME, Hub
 from txsse._metricsopt import HELP as METRICS_HELP
 from txsse._metricsopt import check_metrics_option
-from txsse._relay import UpstreamRelay
-from txsse.server._channel import IEventChannel
-from txsse.server._memory import MemoryChannel
-from txsse.server._service import EventStreamService
+from txsse._validate import positive_int_option, seconds_option
+from txsse.hub._relay import UpstreamRelay
+from txsse.hub._resource import TOPIC_NAME, Hub
+from txsse.server import EventStreamService, IEventChannel, MemoryChannel
 
 _log = Logger()
-
-
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise ValueError(f"must be a positive integer, not {value}")
-    return number
-
-
-_positive_int.coerceDoc = "A positive integer."  # type: ignore[attr-defined]
-
-
-def _seconds(value: str) -> float:
-    number = float(value)
-    if not number >= 0:  # also refuses NaN
-        raise ValueError(f"must be a number of seconds >= 0, not {value}")
-    return number
-
-
-_seconds.coerceDoc = "Seconds (0 turns it off)."  # type: ignore[attr-defined]
 
 
 class Options(usage.Options):
@@ -58,23 +37,41 @@ class Options(usage.Options):
         ["port", "p", "tcp:8080:interface=127.0.0.1", "Where to listen: a Twisted endpoint."],
         ["redis", None, None, "redis://[:password@]host:port/db (or rediss://, unix://)."],
         ["redis-prefix", None, "txsse:topic:", "Prefix of the Redis stream keys."],
-        ["history", None, 1000, "Events kept per topic for resumption.", _positive_int],
-        ["keepalive", None, 15.0, "Seconds between keep-alive comments (0: none).", _seconds],
-        ["retry", None, None, "Seconds for the retry: hint sent to subscribers.", _seconds],
-        ["max-subscribers", None, 10_000, "Most open streams in this process.", _positive_int],
-        ["max-event-size", None, 65_536, "Largest publish body in bytes (413).", _positive_int],
-        ["max-topics", None, 1000, "Most topics this process serves.", _positive_int],
+        ["history", None, 1000, "Events kept per topic for resumption.", positive_int_option],
+        ["keepalive", None, 15.0, "Seconds between keep-alive comments (0: none).", seconds_option],
+        ["retry", None, None, "Seconds for the retry: hint sent to subscribers.", seconds_option],
+        [
+            "max-subscribers",
+            None,
+            10_000,
+            "Most open streams in this process.",
+            positive_int_option,
+        ],
+        [
+            "max-event-size",
+            None,
+            65_536,
+            "Largest publish body in bytes (413).",
+            positive_int_option,
+        ],
+        ["max-topics", None, 1000, "Most topics this process serves.", positive_int_option],
         ["publish-token", None, None, "Bearer token publishers must present."],
         ["publish-token-file", None, None, "File holding the publish token."],
         ["subscribe-token", None, None, "Bearer token subscribers must present (default: open)."],
         ["subscribe-token-file", None, None, "File holding the subscribe token."],
-        ["shutdown-retry", None, 2.0, "On stop, clients reconnect within this many s.", _seconds],
+        [
+            "shutdown-retry",
+            None,
+            2.0,
+            "On stop, clients reconnect within this many s.",
+            seconds_option,
+        ],
         [
             "relay-lease",
             None,
             10.0,
             "With --redis: seconds before another process takes over a relay whose process died.",
-            _seconds,
+            seconds_option,
         ],
     ]
 
@@ -138,7 +135,7 @@ class Options(usage.Options):
                 "publishing needs a token: give --publish-token-file FILE (or --publish-token)"
             )
         if self["redis"] is not None:
-            from txsse.server._redisconn import parse_redis_url
+            from txsse.hub._redisconn import parse_redis_url
 
             try:
                 self["redis"] = parse_redis_url(self["redis"])
@@ -163,9 +160,9 @@ def makeService(options: Options) -> IService:
     factory: Any
     if options["redis"] is not None:
         # Imported here: txredisapi is an optional dependency (txsse[redis]).
-        from txsse.server._redis import RedisStreamChannel
-        from txsse.server._redisconn import RedisConnection
-        from txsse.server._redislease import RedisLease
+        from txsse.hub._lease import RedisLease
+        from txsse.hub._redis import RedisStreamChannel
+        from txsse.hub._redisconn import RedisConnection
 
         redis = RedisConnection(options["redis"])
         redis.setServiceParent(top)

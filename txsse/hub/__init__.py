@@ -1,0 +1,36 @@
+"""The event hub behind ``twistd sse-hub``: topics over HTTP, memory or Redis Streams.
+
+:class:`Hub` and :class:`UpstreamRelay` need nothing beyond txsse; the Redis names
+(:class:`RedisStreamChannel`, :class:`RedisConnection`, :class:`RedisLease`) are
+imported on first use, since they need ``pip install txsse[redis]``.
+"""
+
+from typing import Any
+
+from txsse.hub._relay import UpstreamRelay
+from txsse.hub._resource import TOPIC_NAME, Hub
+
+__all__ = [
+    "TOPIC_NAME",
+    "Hub",
+    "RedisConnection",
+    "RedisLease",
+    "RedisStreamChannel",
+    "UpstreamRelay",
+]
+
+_REDIS = {
+    "RedisStreamChannel": "txsse.hub._redis",
+    "RedisConnection": "txsse.hub._redisconn",
+    "RedisLease": "txsse.hub._lease",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the Redis names on first use: they need ``pip install txsse[redis]``."""
+    module = _REDIS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(module), name)
