@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 import treq
-from _redisserver import stop_process
+from _redisserver import free_port, stop_process
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Protocol
@@ -185,3 +185,20 @@ class HubProcess:
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it does not exit within 10 s."""
         stop_process(self.process)
+
+
+@pytest_twisted.async_yield_fixture
+async def hubs(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    """Start hub processes with ``await start(*args)``; all are stopped after the test."""
+    token = tmp_path / "token"
+    token.write_text("secret\n")
+    started: list[HubProcess] = []
+
+    async def start(*args: str) -> HubProcess:
+        hub = HubProcess(free_port(), *args, token_file=token)
+        started.append(hub)
+        return await hub.start()
+
+    yield start
+    for hub in started:
+        hub.stop()

@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 import pytest_twisted
 from _hubhelpers import HubProcess, Stream, Upstream, publish, until
-from _redisserver import RedisServer, free_port
+from _redisserver import RedisServer
 
 pytestmark = pytest.mark.slow
 
 Start = Callable[..., "pytest_twisted.Deferred[HubProcess]"]
-
-
-@pytest_twisted.async_yield_fixture
-async def hubs(tmp_path: Path) -> AsyncIterator[Callable[..., object]]:
-    """Start hub processes with ``await start(*args)``; all are stopped after the test."""
-    token = tmp_path / "token"
-    token.write_text("secret\n")
-    started: list[HubProcess] = []
-
-    async def start(*args: str) -> HubProcess:
-        hub = HubProcess(free_port(), *args, token_file=token)
-        started.append(hub)
-        return await hub.start()
-
-    yield start
-    for hub in started:
-        hub.stop()
 
 
 @pytest_twisted.ensureDeferred
