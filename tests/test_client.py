@@ -10,7 +10,7 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.error import ConnectionRefusedError
 from twisted.python.failure import Failure
 
-from tests._harness import Harness, harness, results
+from tests.helpers.harness import Harness, harness, results
 from txsse import Comment, Decision, Event, Opened, ReadyState, Reconnect, RequestAttempt
 from txsse.client._backoff import FAILURE_FLOOR
 from txsse.errors import (
