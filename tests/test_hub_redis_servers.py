@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from _hubhelpers import HubProcess, Stream, publish, until
-from _redisserver import RedisServer
 from twisted.internet import reactor
 from twisted.internet.protocol import ClientFactory, Protocol
 
+from tests.helpers.hub import HubProcess, publish
+from tests.helpers.reading import Stream
+from tests.helpers.redis import RedisServer
+from tests.helpers.waiting import until
 from txsse.hub._redisconn import parse_redis_url
 from txsse.hub._servers import place, server_name
 
