@@ -93,9 +93,16 @@ async def open_raw(port: int, topics: list[str], batch: int = 250) -> list[RawSt
     return streams
 
 
-def hub_args(servers: list[RedisServer]) -> tuple[str, ...]:
-    return ("--redis", servers[0].url, "--redis", servers[1].url, "--max-topics", "100000",
+async def two_hubs(hubs: Callable[..., Any], servers: list[RedisServer]) -> list[HubProcess]:
+    """Two hub processes, both on both servers."""
+    args = ("--redis", servers[0].url, "--redis", servers[1].url, "--max-topics", "100000",
             "--keepalive", "0")  # fmt: skip
+    return [await hubs(*args), await hubs(*args)]
+
+
+def topic_on(index: int, servers: list[RedisServer], prefix: str) -> str:
+    """A topic name that lives on ``servers[index]``."""
+    return next(t for t in (f"{prefix}-{i}" for i in range(100)) if owner(t, servers) == index)
 
 
 @pytest_twisted.ensureDeferred
@@ -103,8 +110,7 @@ async def test_5000_topics_hold_a_handful_of_connections_and_events_reach_their_
     two_redis: list[RedisServer], hubs: Callable[..., Any]
 ) -> None:
     """5,000 topics on one hub: ≤ a few Redis connections per server; B's events reach A."""
-    a: HubProcess = await hubs(*hub_args(two_redis))
-    b: HubProcess = await hubs(*hub_args(two_redis))
+    a, b = await two_hubs(hubs, two_redis)
     topics = [f"user-{i}" for i in range(TOPICS)]
     placed = [owner(t, two_redis) for t in topics]
     assert 0.4 * TOPICS < placed.count(0) < 0.6 * TOPICS  # spread over both servers
@@ -129,11 +135,9 @@ async def test_a_client_resumes_through_either_process_on_either_server(
     two_redis: list[RedisServer], hubs: Callable[..., Any]
 ) -> None:
     """For a topic on each server: read on one process, resume on the other, nothing lost."""
-    a: HubProcess = await hubs(*hub_args(two_redis))
-    b: HubProcess = await hubs(*hub_args(two_redis))
-    names = [f"doc-{i}" for i in range(50)]
+    a, b = await two_hubs(hubs, two_redis)
     for index in (0, 1):
-        topic = next(t for t in names if owner(t, two_redis) == index)
+        topic = topic_on(index, two_redis, "doc")
         first, second = (a, b) if index == 0 else (b, a)
         on_first = await Stream(f"{first.base}/topics/{topic}").open()
         for i in range(3):
@@ -156,11 +160,8 @@ async def test_a_redis_restart_affects_only_its_topics_and_loses_nothing(
     two_redis: list[RedisServer], hubs: Callable[..., Any]
 ) -> None:
     """Server 0 restarted: its publishers get 503, server 1's topic flows; no loss, no duplicate."""
-    a: HubProcess = await hubs(*hub_args(two_redis))
-    b: HubProcess = await hubs(*hub_args(two_redis))
-    names = [f"room-{i}" for i in range(50)]
-    down = next(t for t in names if owner(t, two_redis) == 0)
-    up = next(t for t in names if owner(t, two_redis) == 1)
+    a, b = await two_hubs(hubs, two_redis)
+    down, up = topic_on(0, two_redis, "room"), topic_on(1, two_redis, "room")
     streams = {t: await Stream(f"{a.base}/topics/{t}").open() for t in (down, up)}
     stored: dict[str, list[str]] = {down: [], up: []}
 
