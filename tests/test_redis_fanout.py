@@ -68,7 +68,8 @@ class FakePubSub:
         for d in waiting:
             d.callback(None)
 
-    def unsubscribe(self, name: str) -> None:
+    def unsubscribe(self, name: str, listener: Any) -> None:
+        assert self.listeners.get(name) is listener
         self.listeners.pop(name, None)
         self.confirmed.discard(name)
 

@@ -31,6 +31,26 @@ class Listener(Protocol):
         """The channel is subscribed again after a lost connection: messages may be missing."""
 
 
+class _Channel:
+    """One subscribed channel: its listeners, and who waits for its confirmation.
+
+    A new one after each full unsubscription, so that the late confirmation of
+    an earlier ``SUBSCRIBE`` is never taken for the current one.
+    """
+
+    __slots__ = ("confirmed", "listeners", "waiting")
+
+    def __init__(self) -> None:
+        self.listeners: list[Listener] = []
+        self.confirmed = False
+        self.waiting: list[Deferred[None]] = []
+
+    def fail(self, error: Exception) -> None:
+        waiting, self.waiting = self.waiting, []
+        for d in waiting:
+            d.errback(error)
+
+
 class RedisPubSub(MultiService):
     """One pub/sub connection to a Redis server, shared by every channel of a process.
 
@@ -59,11 +79,7 @@ class RedisPubSub(MultiService):
         pinger = TimerService(ping_interval, self._ping)
         pinger.clock = redis.reactor
         pinger.setServiceParent(self)
-        # Each subscription's own token (a new one after an UNSUBSCRIBE), so that
-        # the late confirmation of an earlier SUBSCRIBE is not taken for its own.
-        self._listeners: dict[str, tuple[Listener, object]] = {}
-        self._confirmed: set[str] = set()
-        self._waiting: dict[str, list[Deferred[None]]] = {}
+        self._channels: dict[str, _Channel] = {}
 
     @property
     def connections(self) -> int:
@@ -73,14 +89,14 @@ class RedisPubSub(MultiService):
     @property
     def channels(self) -> int:
         """How many channels are subscribed (or being subscribed) now."""
-        return len(self._listeners)
+        return len(self._channels)
 
     def subscribe(self, name: str, listener: Listener) -> Deferred[None]:
-        """Subscribe ``listener`` to the channel ``name`` (once; later calls wait for it).
+        """Add ``listener`` to the channel ``name``, subscribing it if needed.
 
         :param name: the pub/sub channel.
         :param listener: receives its messages and is told of resubscriptions;
-            one listener per channel.
+            adding the same listener twice is the same as once.
         :returns: a Deferred firing once Redis confirmed the subscription, so
             that every message published afterwards reaches ``listener``. It
             fails with :class:`~txsse.errors.ChannelUnavailable` at once if
@@ -93,77 +109,78 @@ class RedisPubSub(MultiService):
             # Redis answers commands: this connection is (re)connecting, wait for it.
             waiting = self.connection.when_connected()
             return waiting.addCallback(lambda _: self.subscribe(name, listener))
-        if name in self._confirmed:
+        channel = self._channels.get(name)
+        if channel is None:
+            channel = self._channels[name] = _Channel()
+            self._send_subscribe(name, channel)
+        if listener not in channel.listeners:
+            channel.listeners.append(listener)
+        if channel.confirmed:
             return succeed(None)
-        d: Deferred[None] = Deferred(self._cancel_waiting)
-        self._waiting.setdefault(name, []).append(d)
-        if name not in self._listeners:
-            entry = self._listeners[name] = (listener, object())
-            self._send_subscribe(name, entry)
+        d: Deferred[None] = Deferred(lambda d: channel.waiting.remove(d))
+        channel.waiting.append(d)
         return d
 
-    def _cancel_waiting(self, d: Deferred[None]) -> None:
-        for waiting in self._waiting.values():
-            if d in waiting:
-                waiting.remove(d)
+    def unsubscribe(self, name: str, listener: Listener) -> None:
+        """Remove ``listener`` from the channel ``name``; the last one unsubscribes it.
 
-    def unsubscribe(self, name: str) -> None:
-        """Stop receiving the channel ``name``; idempotent."""
-        if self._listeners.pop(name, None) is None:
+        Idempotent.
+        """
+        channel = self._channels.get(name)
+        if channel is None or listener not in channel.listeners:
             return
-        self._confirmed.discard(name)
-        self._fail_waiting(name, ChannelUnavailable("unsubscribed"))
+        channel.listeners.remove(listener)
+        if channel.listeners:
+            return
+        del self._channels[name]
+        channel.fail(ChannelUnavailable("unsubscribed"))
         if self.connection.connected:
             self.connection.execute("UNSUBSCRIBE", name).addErrback(lambda _: None)
 
-    def _send_subscribe(
-        self, name: str, entry: tuple[Listener, object], *, again: bool = False
-    ) -> None:
+    def _send_subscribe(self, name: str, channel: _Channel, *, again: bool = False) -> None:
         # One channel per command: txredisapi matches one reply to each command.
         d = self.connection.execute("SUBSCRIBE", name)
         d.addCallbacks(
             self._subscribed,
             self._not_subscribed,
-            callbackArgs=(name, entry, again),
-            errbackArgs=(name, entry),
+            callbackArgs=(name, channel, again),
+            errbackArgs=(name, channel),
         )
 
-    def _subscribed(
-        self, _: object, name: str, entry: tuple[Listener, object], again: bool
-    ) -> None:
-        if self._listeners.get(name) is not entry:
+    def _subscribed(self, _: object, name: str, channel: _Channel, again: bool) -> None:
+        # Another _Channel under this name: this reply confirms a subscription
+        # that was dropped since (an UNSUBSCRIBE went after it).
+        if self._channels.get(name) is not channel:
             return
-        self._confirmed.add(name)
-        for d in self._waiting.pop(name, []):
+        channel.confirmed = True
+        waiting, channel.waiting = channel.waiting, []
+        for d in waiting:
             d.callback(None)
         if again:
-            entry[0].resubscribed()
+            for listener in tuple(channel.listeners):
+                listener.resubscribed()
 
-    def _not_subscribed(self, failure: Failure, name: str, entry: tuple[Listener, object]) -> None:
-        if self._listeners.get(name) is entry:
+    def _not_subscribed(self, failure: Failure, name: str, channel: _Channel) -> None:
+        if self._channels.get(name) is channel:
             error = failure.value
             if not isinstance(error, ChannelUnavailable):
                 error = ChannelUnavailable(f"Redis refused SUBSCRIBE: {failure.getErrorMessage()}")
-            self._fail_waiting(name, error)
-
-    def _fail_waiting(self, name: str, error: Exception) -> None:
-        for d in self._waiting.pop(name, []):
-            d.errback(error)
+            channel.fail(error)
 
     def _connected(self) -> None:
         """(Re)connected: subscribe every channel again; each listener catches up."""
-        self._confirmed.clear()
-        for name, entry in tuple(self._listeners.items()):
-            self._fail_waiting(name, ChannelUnavailable("the Redis connection was lost"))
-            self._send_subscribe(name, entry, again=True)
+        for name, channel in tuple(self._channels.items()):
+            channel.confirmed = False
+            channel.fail(ChannelUnavailable("the Redis connection was lost"))
+            self._send_subscribe(name, channel, again=True)
 
-    def _message(self, channel: str, payload: str) -> None:
-        entry = self._listeners.get(channel)
-        if entry is not None:
+    def _message(self, name: str, payload: str) -> None:
+        channel = self._channels.get(name)
+        for listener in tuple(channel.listeners) if channel is not None else ():
             try:
-                entry[0].message(payload)
+                listener.message(payload)
             except Exception:
-                self._log.failure("handling a message of {channel} failed", channel=channel)
+                self._log.failure("handling a message of {channel} failed", channel=name)
 
     def _ping(self) -> None:
         if self.connection.connected:

@@ -379,7 +379,7 @@ class RedisStreamChannel:
             self._position = None
             self._backlog = None
             self._generation += 1
-            self._pubsub_connection().unsubscribe(self.key)
+            self._pubsub_connection().unsubscribe(self.key, self)
 
     # Live events (the pub/sub connection calls these)
 
