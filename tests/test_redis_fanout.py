@@ -74,8 +74,10 @@ class FakePubSub:
         self.confirmed.discard(name)
 
     def publish(self, *ids: str) -> None:
+        """Messages received in one read from the connection."""
         for i in ids:
             self.listeners["k"].message(f"{i}\n\nd{i}")
+        self.listeners["k"].flush()
 
 
 @implementer(ISubscriber)

@@ -48,6 +48,9 @@ class Listener:
     def message(self, payload: str) -> None:
         self.messages.append(payload)
 
+    def flush(self) -> None:
+        self.messages.append("flush")
+
     def resubscribed(self) -> None:
         self.resubscriptions += 1
 
@@ -71,8 +74,11 @@ def test_listeners_share_one_subscription_and_each_gets_every_message() -> None:
     fake.answer()
     assert len(fired) == 2 and pubsub.channels == 1
     pubsub._message("k", "m1")
+    pubsub._message("k", "m2")
     pubsub._message("other", "ignored")
-    assert a.messages == b.messages == ["m1"]
+    pubsub._flush()
+    pubsub._flush()  # nothing new: no flush
+    assert a.messages == b.messages == ["m1", "m2", "flush"]
     pubsub.unsubscribe("k", a)
     assert fake.calls == []  # b still listens
     pubsub.unsubscribe("k", b)

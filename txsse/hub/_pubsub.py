@@ -27,6 +27,9 @@ class Listener(Protocol):
     def message(self, payload: str) -> None:
         """One message published to the channel."""
 
+    def flush(self) -> None:
+        """The messages given since the last call are all there is for now (one read)."""
+
     def resubscribed(self) -> None:
         """The channel is subscribed again after a lost connection: messages may be missing."""
 
@@ -73,13 +76,18 @@ class RedisPubSub(MultiService):
         super().__init__()
         self._redis = redis
         self.connection = redis.clone(
-            reply_timeout=reply_timeout, on_message=self._message, on_connect=self._connected
+            reply_timeout=reply_timeout,
+            on_message=self._message,
+            on_connect=self._connected,
+            on_read=self._flush,
         )
         self.connection.setServiceParent(self)
         pinger = TimerService(ping_interval, self._ping)
         pinger.clock = redis.reactor
         pinger.setServiceParent(self)
         self._channels: dict[str, _Channel] = {}
+        # Channels given messages in the current read, to flush at its end.
+        self._touched: dict[str, _Channel] = {}
 
     @property
     def connections(self) -> int:
@@ -176,11 +184,24 @@ class RedisPubSub(MultiService):
 
     def _message(self, name: str, payload: str) -> None:
         channel = self._channels.get(name)
-        for listener in tuple(channel.listeners) if channel is not None else ():
+        if channel is None:
+            return
+        self._touched[name] = channel
+        for listener in tuple(channel.listeners):
             try:
                 listener.message(payload)
             except Exception:
                 self._log.failure("handling a message of {channel} failed", channel=name)
+
+    def _flush(self) -> None:
+        """The end of one read: each listener given messages sends them on, as one batch."""
+        touched, self._touched = self._touched, {}
+        for name, channel in touched.items():
+            for listener in tuple(channel.listeners):
+                try:
+                    listener.flush()
+                except Exception:
+                    self._log.failure("delivering the messages of {channel} failed", channel=name)
 
     def _ping(self) -> None:
         if self.connection.connected:

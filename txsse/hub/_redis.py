@@ -196,6 +196,9 @@ class RedisStreamChannel:
         # Messages held back while the channel is not caught up (before the
         # first replay, or while reading what a reconnection missed).
         self._backlog: list[_Item] | None = None
+        # Messages of the current read from the pub/sub connection, sent on
+        # together (one chunk per subscriber) when the read is over.
+        self._batch: list[_Item] = []
         self._generation = 0
 
     @property
@@ -378,6 +381,7 @@ class RedisStreamChannel:
             self._subscribed = False
             self._position = None
             self._backlog = None
+            self._batch = []
             self._generation += 1
             self._pubsub_connection().unsubscribe(self.key, self)
 
@@ -395,12 +399,19 @@ class RedisStreamChannel:
         if self._backlog is not None:
             self._backlog.append(item)
         else:
-            self._deliver([item])
+            self._batch.append(item)
+
+    def flush(self) -> None:
+        """Send on the messages of one read from the pub/sub connection, as one chunk."""
+        batch, self._batch = self._batch, []
+        if batch:
+            self._deliver(batch)
 
     def resubscribed(self) -> None:
         """Subscribed again after a lost connection: read what was missed from the stream."""
         if not self._subscribed:
             return
+        self.flush()
         self._backlog = []
         self._generation += 1
         if self._position is None:

@@ -108,10 +108,17 @@ class _SubscriberProtocol(txredisapi.SubscriberProtocol):  # type: ignore[misc]
     """A connection in pub/sub mode: each message goes to its connection's handler."""
 
     on_message: Callable[[str, str], None]
+    on_read: Callable[[], None] | None = None
 
     def messageReceived(self, pattern: str | None, channel: str, message: str) -> None:
         """One ``PUBLISH``ed message (subscription confirmations are replies)."""
         self.on_message(channel, message)
+
+    def dataReceived(self, data: bytes, unpause: bool = False) -> None:
+        """Handle every reply and message of one read, then say so (to batch deliveries)."""
+        super().dataReceived(data, unpause)
+        if self.on_read is not None:
+            self.on_read()
 
 
 class _ProtocolFactory(Factory):
@@ -142,6 +149,7 @@ class _ProtocolFactory(Factory):
         protocol.factory = self
         if on_message is not None:
             protocol.on_message = on_message
+            protocol.on_read = conn._on_read
         return protocol
 
     def stopTrying(self) -> None:
@@ -174,6 +182,8 @@ class RedisConnection(Service):
         ``SUBSCRIBE`` (sent with :meth:`execute`, one channel per command).
     :param on_connect: called each time the connection is (re)established,
         before the commands waiting in :meth:`when_connected` go on.
+    :param on_read: with ``on_message``: called after the messages of each
+        read from the socket, so that they can be handled as one batch.
     :raises ValueError: for an invalid URL.
     """
 
@@ -189,6 +199,7 @@ class RedisConnection(Service):
         max_delay: float = 5.0,
         on_message: Callable[[str, str], None] | None = None,
         on_connect: Callable[[], object] | None = None,
+        on_read: Callable[[], None] | None = None,
     ) -> None:
         reactor = default_reactor(reactor)
         self.url = parse_redis_url(url) if isinstance(url, str) else url
@@ -201,6 +212,7 @@ class RedisConnection(Service):
         self._service: ClientService | None = None
         self._on_message = on_message
         self._on_connect = on_connect
+        self._on_read = on_read
         self._companions: dict[Callable[..., Any], Service] = {}
 
     def clone(
@@ -209,12 +221,14 @@ class RedisConnection(Service):
         reply_timeout: float | None,
         on_message: Callable[[str, str], None] | None = None,
         on_connect: Callable[[], object] | None = None,
+        on_read: Callable[[], None] | None = None,
     ) -> RedisConnection:
         """Another connection to the same server, for example for pub/sub.
 
         :param reply_timeout: the new connection's reply timeout.
         :param on_message: see :class:`RedisConnection`.
         :param on_connect: see :class:`RedisConnection`.
+        :param on_read: see :class:`RedisConnection`.
         :returns: a new, unstarted connection.
         """
         return RedisConnection(
@@ -225,6 +239,7 @@ class RedisConnection(Service):
             max_delay=self._max_delay,
             on_message=on_message,
             on_connect=on_connect,
+            on_read=on_read,
         )
 
     def companion(self, make: Callable[[RedisConnection], _S]) -> _S:
