@@ -11,6 +11,7 @@ injectable and a command sent while Redis is unreachable fails at once with
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any, NamedTuple, cast
 from urllib.parse import unquote, urlsplit
 
@@ -151,6 +152,8 @@ class RedisConnection(Service):
     :param initial_delay: first reconnection delay, in seconds (plus a random
         jitter of up to as much again); each failure multiplies it by 1.5.
     :param max_delay: longest reconnection delay, in seconds (before jitter).
+    :param jitter: returns the seconds added to each reconnection delay; by default
+        a uniformly random amount up to ``initial_delay`` (tests pass their own).
     :raises ValueError: for an invalid URL.
     """
 
@@ -164,6 +167,7 @@ class RedisConnection(Service):
         reply_timeout: float | None = 10.0,
         initial_delay: float = 0.1,
         max_delay: float = 5.0,
+        jitter: Callable[[], float] | None = None,
     ) -> None:
         reactor = default_reactor(reactor)
         self.url = parse_redis_url(url) if isinstance(url, str) else url
@@ -171,6 +175,7 @@ class RedisConnection(Service):
         self.reply_timeout = reply_timeout
         self._initial_delay = initial_delay
         self._max_delay = max_delay
+        self._jitter = jitter if jitter is not None else lambda: random.random() * initial_delay
         self._protocol: Any = None
         self._waiting: list[Deferred[None]] = []
         self._service: ClientService | None = None
@@ -187,6 +192,7 @@ class RedisConnection(Service):
             reply_timeout=reply_timeout,
             initial_delay=self._initial_delay,
             max_delay=self._max_delay,
+            jitter=self._jitter,
         )
 
     @property
@@ -214,7 +220,7 @@ class RedisConnection(Service):
             retryPolicy=backoffPolicy(
                 self._initial_delay,
                 self._max_delay,
-                jitter=lambda: random.random() * self._initial_delay,
+                jitter=self._jitter,
             ),
             clock=cast(IReactorTime, self.reactor),
             prepareConnection=self._prepare,
