@@ -37,7 +37,7 @@ def test_jitter_bounds(draw: float) -> None:
 
 
 def test_jitter_spreads() -> None:
-    """With real randomness the delays differ and stay within ±jitter."""
+    """With a seeded random source the delays differ and stay within ±jitter."""
     rng = random.Random(7)
     delay = ReconnectDelay(4.0, 60.0, jitter=0.2, random=rng.random)
     values = [delay.delay(0) for _ in range(200)]
