@@ -223,7 +223,8 @@ async def test_server_errors_are_retried(server: StreamServer, status: str) -> N
     try:
         scheduled = await signal(source, "reconnect")
         assert isinstance(scheduled.reason, HTTPStatusError)
-        assert scheduled.delay == (1.0 if status == "503-1" else 0.01)
+        if status == "503-1":
+            assert scheduled.delay >= 1.0  # Retry-After: 1
         clock.advance(scheduled.delay)
         [event] = await take(source, 1)
         assert event.data == "event 1"
