@@ -62,6 +62,8 @@ PUBLIC: dict[str, dict[str, str]] = {
         "Hub": "txsse.hub._resource",
         "RedisConnection": "txsse.hub._redisconn",
         "RedisLease": "txsse.hub._lease",
+        "RedisPubSub": "txsse.hub._pubsub",
+        "RedisServers": "txsse.hub._servers",
         "RedisStreamChannel": "txsse.hub._redis",
         "TOPIC_NAME": "txsse.hub._resource",
         "UpstreamRelay": "txsse.hub._relay",
@@ -80,6 +82,7 @@ PUBLIC: dict[str, dict[str, str]] = {
         "instrument_source": "txsse.metrics",
         "metrics_resource": "txsse.metrics",
         "metrics_service": "txsse.metrics",
+        "watch_hub": "txsse._metrics",
         "watch_redis": "txsse._metrics",
     },
     "txsse.errors": {
