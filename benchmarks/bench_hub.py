@@ -19,7 +19,7 @@ delivered event, and where the machine's CPU went during the throughput phase
 cores: that split is the profile that says whether a second hub process can
 gain anything on this machine.
 
-Usage: benchmarks/run.sh hub [--scale 1.0] [--only small|big] [--processes 1,2]
+Usage: benchmarks/run.sh hub [--scale 1.0] [--only small|big] [--processes 1,2] [--profile]
 Needs redis-server on the PATH. Bounded: 2 to 5 minutes at --scale 1 on 2 cores, as busy
 as they are with other work.
 """
@@ -232,7 +232,10 @@ async def scenario(
 ) -> dict[str, Any]:
     redis_command(redis_port, "FLUSHALL")
     ports = [free_port() for _ in range(processes)]
-    hubs = [start_hub(p, tmp, redis_port) for p in ports]
+    profiles = [tmp / f"hub-{p}.prof" if args.profile else None for p in ports]
+    hubs = [
+        start_hub(p, tmp, redis_port, profile) for p, profile in zip(ports, profiles, strict=True)
+    ]
     pids = [h.pid for h in hubs]
     try:
         bench = Bench(ports)
@@ -298,16 +301,30 @@ async def scenario(
     finally:
         for hub in hubs:
             hub.terminate()
-            hub.wait(20)
+            hub.wait(60)
+        if profiles[0] is not None:
+            print_profile(profiles[0], f"{workload.name}, {processes} process(es), hub 1")
 
 
-def start_hub(port: int, tmp: Path, redis_port: int) -> subprocess.Popen[bytes]:
+def print_profile(path: Path, title: str) -> None:
+    """The functions that took the most time in one hub process (cProfile, own time)."""
+    import pstats
+
+    print(f"\nprofile of {title} (whole run, by own time):")
+    pstats.Stats(str(path)).sort_stats("tottime").print_stats(12)
+
+
+def start_hub(
+    port: int, tmp: Path, redis_port: int, profile: Path | None = None
+) -> subprocess.Popen[bytes]:
     token = tmp / "token"
     token.write_text(TOKEN)
     twistd = Path(sys.executable).with_name("twistd")
     with (tmp / f"hub-{port}.log").open("ab") as out:
         process = subprocess.Popen(
-            [str(twistd), "-n", "--pidfile=", "sse-hub",
+            [str(twistd), "-n", "--pidfile=",
+             *([f"--profile={profile}", "--profiler=cprofile", "--savestats"] if profile else []),
+             "sse-hub",
              "--port", f"tcp:{port}:interface=127.0.0.1:backlog=1024",
              "--publish-token-file", str(token), "--keepalive", "0",
              "--redis", f"redis://127.0.0.1:{redis_port}/0",
@@ -390,6 +407,7 @@ if __name__ == "__main__":
     parser.add_argument("--only", choices=["small", "big"], help="one workload only")
     parser.add_argument("--processes", default="1,2", help="hub process counts to run")
     parser.add_argument("--idle-topics", type=int, default=1000)
+    parser.add_argument("--profile", action="store_true", help="cProfile the first hub process")
     options = parser.parse_args()
 
     def run() -> defer.Deferred[None]:
