@@ -6,7 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
-from _docprograms import Program, free_port, programs, shell_line, until
+
+from tests.helpers.docs import PROGRAM_TIMEOUT, Program, programs, shell_line
+from tests.helpers.system import free_port
+from tests.helpers.waiting import block_until
+
+
+def lines_of(path: Path) -> list[str]:
+    """The lines of a file that may not exist yet."""
+    return path.read_text().splitlines() if path.exists() else []
 
 
 @pytest.mark.slow
@@ -27,13 +35,14 @@ def test_quickstart_serve_consume_and_daemon(tmp_path: Path) -> None:
         assert numbers == list(range(numbers[0], numbers[0] + 3)), lines
         daemon.start()
         jsonl = tmp_path / "ticks.jsonl"
-        until(lambda: jsonl.exists() and len(jsonl.read_text().splitlines()) >= 2, "two events")
+        block_until(lambda: len(lines_of(jsonl)) >= 2, "two events in ticks.jsonl", PROGRAM_TIMEOUT)
     finally:
         daemon.stop()
         server.stop()
-    events = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    events = [json.loads(line) for line in lines_of(jsonl)]
     assert {event["event"] for event in events} == {"tick"}
-    kept = [json.loads(event["data"])["n"] for event in events]
-    assert kept == list(range(kept[0], kept[0] + len(kept))) and kept[0] > numbers[-1]
+    written = [json.loads(event["data"])["n"] for event in events]
+    assert written == list(range(written[0], written[0] + len(written)))
+    assert written[0] > numbers[-1]
     state = json.loads((tmp_path / "ticks.state").read_text())
     assert state["last_event_id"] == events[-1]["id"]

@@ -1,14 +1,14 @@
-"""Run the complete programs that the docs show, as a reader would: files in a directory.
+"""The documentation's runnable examples and complete programs.
 
-A program is a code block with a file name as its caption::
+:func:`runnable_example` executes the block under "A runnable example" as a module. A complete
+program is a code block with a file name as its caption, which :func:`programs` finds and
+:class:`Program` writes to a directory and runs as a real process, as a reader would::
 
     ```{code-block} python
     :caption: serve.py
 
     ...
     ```
-
-``programs(page)`` returns them by file name; ``Program`` runs one as a real process.
 """
 
 from __future__ import annotations
@@ -17,19 +17,28 @@ import os
 import re
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from _redisserver import free_port, stop_process
+from tests.helpers.system import stop_process
+from tests.helpers.waiting import block_until
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
-TIMEOUT = 30.0
+DOCS = Path(__file__).resolve().parent.parent.parent / "docs"
+#: How long a documented program may take to run to its end, in seconds (a bound, not a measure).
+PROGRAM_TIMEOUT = 30.0
 _BLOCK = re.compile(
     r"^```\{code-block\} \S+\n:caption: (\S+)\n(?::[^\n]*\n)*\n?(.*?)^```", re.M | re.S
 )
 
-__all__ = ["DOCS", "TIMEOUT", "Program", "free_port", "programs", "shell_line", "until"]
+
+def runnable_example(page: str) -> dict[str, Any]:
+    """Execute the Python block under "A runnable example" of ``docs/<page>``; its namespace."""
+    text = (DOCS / page).read_text()
+    block = re.search(r"## A runnable example.*?```python\n(.*?)```", text, re.S)
+    assert block is not None, f"docs/{page} lost its runnable example"
+    namespace: dict[str, Any] = {"__name__": "docs_example"}
+    exec(compile(block.group(1), str(DOCS / page), "exec"), namespace)
+    return namespace
 
 
 def programs(page: str) -> dict[str, str]:
@@ -46,14 +55,6 @@ def shell_line(page: str, start: str) -> str:
     lines = [line.split("  #")[0].strip() for line in blocks.splitlines()]
     (line,) = (line for line in lines if line.startswith(start))
     return line
-
-
-def until(condition: Callable[[], object], what: str, timeout: float = TIMEOUT) -> None:
-    """Poll ``condition`` until it is true; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def environment() -> dict[str, str]:
@@ -101,13 +102,13 @@ class Program:
             assert self.process.poll() is None, f"{self.name} exited:\n{self.text()}"
             return False
 
-        until(seen, f"{needle!r} from {self.name}")
+        block_until(seen, f"{needle!r} from {self.name}", PROGRAM_TIMEOUT)
 
     def run(self, *args: str, stdin: bytes = b"") -> str:
-        """Run it to the end (within ``TIMEOUT``); return its output; fail if it fails."""
+        """Run it to the end (within ``PROGRAM_TIMEOUT``); return its output; fail if it fails."""
         done = subprocess.run(
             self.argv(*args), cwd=self.directory, env=environment(), input=stdin,
-            capture_output=True, timeout=TIMEOUT,
+            capture_output=True, timeout=PROGRAM_TIMEOUT,
         )  # fmt: skip
         text = (done.stdout + done.stderr).decode("utf-8", "replace")
         assert done.returncode == 0, f"{self.name} failed ({done.returncode}):\n{text}"
