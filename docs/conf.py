@@ -82,7 +82,9 @@ def _class_signature(original):
         except Exception:
             return result
         parameters = [
-            p.replace(annotation=hints[p.name]) if isinstance(p.annotation, str) and p.name in hints else p
+            p.replace(annotation=hints[p.name])
+            if p.name in hints and isinstance(p.annotation, str)
+            else p
             for p in result.parameters.values()
         ]
         return result.replace(parameters=parameters)
