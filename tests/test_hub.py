@@ -330,3 +330,43 @@ async def test_relay_retries_publishing_while_the_channel_is_down(
         assert relay.relayed == 5
     finally:
         await relay.stopService()
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=xyz",
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_the_event_type_comes_from_the_query_and_the_body_is_the_data(
+    serve: Any, content_type: str
+) -> None:
+    """A form-like body never overrides ?event=: the body is published as is."""
+    hub = serve()
+    stream = await Stream(f"{hub.base}/topics/t").open()
+    body = (
+        b"event=signup"
+        if "urlencoded" in content_type
+        else b'--xyz\r\nContent-Disposition: form-data; name="event"\r\n\r\nsignup\r\n--xyz--'
+    )
+    response = await treq.post(
+        f"{hub.base}/topics/t?event=audit",
+        data=body,
+        headers={"Authorization": "Bearer secret", "Content-Type": content_type},
+        persistent=False,
+    )
+    assert response.code == 200, await text(response)
+    await until(lambda: len(stream.events) == 1)
+    assert (stream.events[0].event, stream.events[0].data) == ("audit", body.decode().replace("\r\n", "\n"))
+    untyped = await treq.post(
+        f"{hub.base}/topics/t",
+        data=b"event=signup",
+        headers={"Authorization": "Bearer secret", "Content-Type": content_type},
+        persistent=False,
+    )
+    assert untyped.code == 200
+    await until(lambda: len(stream.events) == 2)
+    assert (stream.events[1].event, stream.events[1].data) == ("message", "event=signup")
+    await stream.close()

@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
@@ -58,14 +58,33 @@ def _answer(request: Request, status: int, message: str, **headers: str) -> byte
     return message.encode() + b"\n"
 
 
+def query_args(request: Request) -> dict[bytes, list[bytes]]:
+    """The parameters of the request's query string only, never of its body.
+
+    twisted.web merges a form-encoded or multipart ``POST`` body into
+    ``request.args``; a publish body is the event's data, whatever it looks like.
+
+    :param request: the incoming request.
+    :returns: each parameter's values, in order (blank values kept).
+    """
+    _, _, query = request.uri.partition(b"?")
+    return parse_qs(query, keep_blank_values=True)
+
+
 class HubRequest(Request):
     """A request whose body is dropped past ``max_body`` bytes (then answered 413).
 
     The body is never buffered beyond the limit, whatever ``Content-Length``
-    says or however long a chunked body goes on.
+    says or however long a chunked body goes on; and it is never parsed as a
+    form (it is an event's data).
     """
 
     max_body = 64 * 1024
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The body is data: do not let twisted.web parse it as a form submission.
+        self._parsePOSTFormSubmission = False
 
     def gotLength(self, length: int | None) -> None:
         """Refuse to buffer a body announced larger than the limit."""
@@ -369,7 +388,7 @@ class _Topic(Resource):
                 f"Content Too Large: an event's data is at most {hub.max_event_size} bytes "
                 "(--max-event-size)",
             )  # fmt: skip
-        events = request.args.get(b"event", [])
+        events = query_args(request).get(b"event", [])
         if len(events) > 1:
             return _answer(request, 400, "Bad Request: give the event parameter once")
         try:
