@@ -359,7 +359,8 @@ async def test_the_event_type_comes_from_the_query_and_the_body_is_the_data(
     )
     assert response.code == 200, await text(response)
     await until(lambda: len(stream.events) == 1)
-    assert (stream.events[0].event, stream.events[0].data) == ("audit", body.decode().replace("\r\n", "\n"))
+    expected = body.decode().replace("\r\n", "\n")  # SSE data lines end with LF
+    assert (stream.events[0].event, stream.events[0].data) == ("audit", expected)
     untyped = await treq.post(
         f"{hub.base}/topics/t",
         data=b"event=signup",
