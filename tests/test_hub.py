@@ -10,11 +10,14 @@ import pytest
 import pytest_twisted
 import treq
 from _hubhelpers import Stream, Upstream, publish, until
+from _server_http import request as memory_request
 from twisted.application.service import MultiService
 from twisted.internet import reactor
 from twisted.internet.defer import fail, succeed
+from twisted.internet.task import Clock
 from twisted.python import usage
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
+from twisted.web.server import Site
 from zope.interface import implementer
 
 from txsse.errors import ChannelUnavailable
@@ -212,12 +215,73 @@ async def test_subscriber_limit(serve: Any) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_topic_limit(serve: Any) -> None:
-    """Past max_topics, a new topic is refused with 404 and a reason."""
-    hub = serve(max_topics=1)
+    """Past max_topics, a new topic is refused with 503, Retry-After and a reason."""
+    hub = serve(max_topics=1, topic_grace=7)
     assert (await publish(hub.base, "one", "x")).code == 200
     response = await publish(hub.base, "two", "x")
-    assert response.code == 404 and "--max-topics" in await text(response)
-    assert (await get(f"{hub.base}/topics/three")).code == 404
+    assert response.code == 503 and "--max-topics" in await text(response)
+    assert response.headers.getRawHeaders("retry-after") == ["7"]
+    subscriber = await get(f"{hub.base}/topics/three")
+    assert subscriber.code == 503 and "--max-topics" in await text(subscriber)
+    assert subscriber.headers.getRawHeaders("retry-after") == ["7"]
+
+
+def clocked_hub(clock: Clock, **options: Any) -> tuple[Hub, Site]:
+    """A memory hub on ``clock``, served by an in-memory Site."""
+    hub = Hub(lambda name: MemoryChannel(100, first_id=1), publish_token="secret",
+              keepalive=None, reactor=clock, **options)  # fmt: skip
+    site = hub.site()
+    site.timeout = None
+    return hub, site
+
+
+def test_head_of_junk_topics_does_not_exhaust_the_topic_limit() -> None:
+    """HEAD /topics/junk0..999 creates nothing: new topics are still served afterwards."""
+    clock = Clock()
+    hub, site = clocked_hub(clock, max_topics=10)
+    for i in range(1000):
+        assert memory_request(site, b"/topics/junk%d" % i, method=b"HEAD").status == 200
+    assert hub.router.channel_count == 0
+    subscriber = memory_request(site, b"/topics/fresh")
+    assert subscriber.status == 200
+    hub.publish("fresh", "hello")
+    assert [e.data for e in subscriber.events()] == ["hello"]
+    hub.close()
+
+
+def test_subscribing_to_junk_topics_frees_them_after_the_grace_period() -> None:
+    """GETs of unknown topics make them; once their subscribers left they are dropped."""
+    clock = Clock()
+    hub, site = clocked_hub(clock, max_topics=10, topic_grace=10)
+    for i in range(10):
+        memory_request(site, b"/topics/junk%d" % i).disconnect()
+    refused = memory_request(site, b"/topics/fresh")
+    assert refused.status == 503 and refused.header("retry-after") == ["10"]
+    assert b"--max-topics" in refused.body
+    clock.advance(10)
+    assert hub.router.channel_count == 0
+    assert memory_request(site, b"/topics/fresh").status == 200
+    hub.close()
+    assert clock.getDelayedCalls() == []
+
+
+def test_memory_history_outlives_the_grace_period_for_topic_ttl() -> None:
+    """A memory topic nobody subscribes to keeps its history topic_ttl s after its last publish."""
+    clock = Clock()
+    hub, site = clocked_hub(clock, topic_grace=10, topic_ttl=100)
+    first = hub.publish("t", "one")
+    hub.publish("t", "two")
+    clock.advance(99)
+    resumed = memory_request(site, b"/topics/t", headers={b"Last-Event-ID": first.encode()})
+    assert [e.data for e in resumed.events()] == ["two"]
+    resumed.disconnect()
+    clock.advance(9)
+    assert hub.router.channel_count == 1  # past the TTL, but within the grace of the visit
+    clock.advance(1)
+    assert hub.router.channel_count == 0
+    gap = memory_request(site, b"/topics/t", headers={b"Last-Event-ID": first.encode()})
+    assert [e.event for e in gap.events()] == ["reset"]
+    hub.close()
 
 
 @implementer(IEventChannel)
@@ -267,6 +331,7 @@ def test_options_defaults_and_token_file(tmp_path: Path) -> None:
     assert options["upstream"] == [("x", "http://127.0.0.1:1/")]
     assert options["keepalive"] is None
     assert options["history"] == 1000 and options["redis"] is None
+    assert options["max-topics"] is None and options["topic-ttl"] is None
 
 
 @pytest.mark.parametrize(
@@ -283,6 +348,9 @@ def test_options_defaults_and_token_file(tmp_path: Path) -> None:
         (("--publish-token", "x", "--history", "0"), "positive"),
         (("--publish-token", "x", "--keepalive", "-1"), "seconds"),
         (("--publish-token", "x", "--relay-lease", "0"), "relay-lease"),
+        (("--publish-token", "x", "--max-topics", "0"), "positive"),
+        (("--publish-token", "x", "--topic-ttl", "-1"), "seconds"),
+        (("--publish-token", "x", "--redis", "redis://h", "--topic-ttl", "5"), "--topic-ttl is"),
     ],
 )
 def test_options_refuse_bad_command_lines(args: tuple[str, ...], message: str) -> None:

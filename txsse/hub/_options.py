@@ -20,6 +20,9 @@ from txsse.server import EventStreamService, IEventChannel, MemoryChannel
 
 _log = Logger()
 
+DEFAULT_TOPIC_TTL = 3600.0
+"""Seconds a memory topic's history outlives its last publish while no one subscribes."""
+
 
 class Options(usage.Options):
     """Options of ``twistd sse-hub``."""
@@ -54,7 +57,21 @@ class Options(usage.Options):
             "Largest publish body in bytes (413).",
             positive_int_option,
         ],
-        ["max-topics", None, 1000, "Most topics this process serves.", positive_int_option],
+        [
+            "max-topics",
+            None,
+            None,
+            "Most topics kept at once (503 past it; default: no limit).",
+            positive_int_option,
+        ],
+        [
+            "topic-ttl",
+            None,
+            None,
+            "Without --redis: seconds a topic's history is kept after its last publish "
+            f"while no one subscribes (default {DEFAULT_TOPIC_TTL:g}).",
+            seconds_option,
+        ],
         ["publish-token", None, None, "Bearer token publishers must present."],
         ["publish-token-file", None, None, "File holding the publish token."],
         ["subscribe-token", None, None, "Bearer token subscribers must present (default: open)."],
@@ -141,6 +158,11 @@ class Options(usage.Options):
                 self["redis"] = parse_redis_url(self["redis"])
             except ValueError as error:
                 raise usage.UsageError(f"--redis: {error}") from None
+        if self["topic-ttl"] is not None and self["redis"] is not None:
+            raise usage.UsageError(
+                "--topic-ttl is for the memory backend: with --redis the history stays in "
+                "Redis (--history events per topic); drop --topic-ttl"
+            )
         if not self["relay-lease"] > 0:
             raise usage.UsageError("--relay-lease must be a positive number of seconds")
         for name in ("keepalive", "retry"):
@@ -175,14 +197,15 @@ def makeService(options: Options) -> IService:
         def relay_for(topic: str, url: str) -> UpstreamRelay:
             # One process of the group relays (a lease in Redis); the upstream id
             # is stored with each entry, so whoever relays next resumes after it.
-            channel: Any = hub.channel(topic)
+            # The channel is looked up each time: an idle topic is dropped.
             lease = RedisLease(redis, f"{prefix}{topic}:relay", ttl=options["relay-lease"])
 
             def publish(data: str, event: str | None, upstream_id: str) -> Any:
                 fields = {"upstream-id": upstream_id} if upstream_id else None
-                return channel.publish(data, event, fields=fields)
+                return hub.router.publish(topic, data, event, fields=fields)
 
             def resume() -> Any:
+                channel: Any = hub.channel(topic)
                 return channel.newest_fields().addCallback(
                     lambda fields: (fields or {}).get("upstream-id")
                 )
@@ -190,6 +213,7 @@ def makeService(options: Options) -> IService:
             return UpstreamRelay(topic, url, publish, lease=lease, resume=resume)
 
         backend = f"Redis at {options['redis']}"
+        topic_ttl = None  # the history stays in Redis
     else:
 
         def factory(topic: str) -> IEventChannel:
@@ -199,6 +223,9 @@ def makeService(options: Options) -> IService:
             return UpstreamRelay(topic, url, lambda data, event, _: hub.publish(topic, data, event))
 
         backend = "memory (this process only)"
+        topic_ttl = options["topic-ttl"]
+        if topic_ttl is None:
+            topic_ttl = DEFAULT_TOPIC_TTL
     metrics: Any = None
     if options.get("metrics"):
         # Imported only here: prometheus-client is optional (txsse[metrics]).
@@ -223,6 +250,7 @@ def makeService(options: Options) -> IService:
         max_event_size=options["max-event-size"],
         cors_origins=options["cors-origin"],
         max_topics=options["max-topics"],
+        topic_ttl=topic_ttl,
         available=available,
     )
     strports.service(options["port"], hub.site()).setServiceParent(top)

@@ -24,7 +24,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from txsse._validate import check_count
-from txsse.errors import ChannelUnavailable
+from txsse.errors import ChannelLimitReached, ChannelUnavailable
 from txsse.server import ChannelRouter, IEventChannel
 
 TOPIC_NAME = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}\Z")
@@ -46,6 +46,16 @@ def _bearer(request: Request) -> str | None:
         return None
     scheme, _, token = header.decode("latin-1").strip().partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _checked(topic: str) -> str:
+    """``topic``, if it is a valid topic name.
+
+    :raises ValueError: if it is not.
+    """
+    if not TOPIC_NAME.match(topic):
+        raise ValueError(f"invalid topic name {topic!r}")
+    return topic
 
 
 def _answer(request: Request, status: int, message: str, **headers: str) -> bytes:
@@ -124,7 +134,14 @@ class Hub:
     :param max_event_size: the largest publish body in bytes; larger get ``413``.
     :param cors_origins: origins (``https://app.example``) whose pages may
         subscribe and publish; ``*`` for any. Other cross-origin requests get ``403``.
-    :param max_topics: the most topics created (``404`` past that).
+    :param max_topics: the most topics kept at once, or ``None`` for no limit;
+        a new topic past it gets ``503`` with ``Retry-After``.
+    :param topic_grace: seconds after which a topic with no subscriber and no
+        publish in flight is dropped from memory (made again on next use).
+    :param topic_ttl: for channels that keep their history in this process
+        (the memory backend): seconds a topic's history is kept after its
+        last publish while no one subscribes; ``None`` when the history lives
+        elsewhere (Redis) and only ``topic_grace`` applies.
     :param available: tells whether the backend is reachable now; while it
         is not, new subscribers get ``503`` at once.
     :param stream_options: more keyword arguments for
@@ -145,7 +162,9 @@ class Hub:
         max_subscribers: int = 10_000,
         max_event_size: int = 64 * 1024,
         cors_origins: Iterable[str] = (),
-        max_topics: int = 1000,
+        max_topics: int | None = None,
+        topic_grace: float = 10.0,
+        topic_ttl: float | None = None,
         available: Callable[[], bool] = lambda: True,
         **stream_options: Any,
     ) -> None:
@@ -164,9 +183,12 @@ class Hub:
         self.cors_origins = frozenset(o.rstrip("/") for o in cors_origins)
         self.available = available
         self.subscribers = 0
+        self.max_topics = max_topics
         self.router = ChannelRouter(
             default=channel_factory,
             max_channels=max_topics,
+            idle_timeout=topic_grace,
+            history_ttl=topic_ttl,
             keepalive=keepalive,
             retry=retry,
             **stream_options,
@@ -187,20 +209,22 @@ class Hub:
     def channel(self, topic: str) -> IEventChannel:
         """The channel of ``topic``, created on first use.
 
+        Do not keep it: an idle topic is dropped after ``topic_grace``.
+
         :raises ValueError: if the name is not a valid topic name.
-        :raises KeyError: if ``max_topics`` topics exist already.
+        :raises ~txsse.errors.ChannelLimitReached: (a ``KeyError``) if
+            ``max_topics`` topics are kept already.
         """
-        if not TOPIC_NAME.match(topic):
-            raise ValueError(f"invalid topic name {topic!r}")
-        return self.router.channel(topic)
+        return self.router.channel(_checked(topic))
 
     def publish(self, topic: str, data: str, event: str | None = None) -> Any:
         """Publish to a topic (what ``POST /topics/<topic>`` does, without HTTP).
 
         :returns: the id, or a Deferred of it (see :meth:`IEventChannel.publish`).
         :raises ValueError: for an invalid topic name or event.
+        :raises ~txsse.errors.ChannelLimitReached: as :meth:`channel`.
         """
-        return self.channel(topic).publish(data, event)
+        return self.router.publish(_checked(topic), data, event)
 
     def close(self, retry: float | None = None, *, spread: bool = True) -> None:
         """Close every subscriber's stream (for :class:`~txsse.server.EventStreamService`)."""
@@ -367,12 +391,23 @@ class _Topic(Resource):
                     "already (--max-subscribers); retry later or use another hub process",
                     retry_after="5",
                 )  # fmt: skip
+            try:
+                hub.channel(self._name)  # a HEAD creates no topic
+            except ChannelLimitReached:
+                return self._too_many_topics(request)
             hub.subscribers += 1
             request.notifyFinish().addBoth(self._unsubscribed)
-        # A new topic past --max-topics gets the router's 404.
         resource = hub.router.getChild(self._name.encode(), request)
         result: bytes | int = resource.render(request)
         return result
+
+    def _too_many_topics(self, request: Request) -> bytes:
+        return _answer(
+            request, 503,
+            f"Service Unavailable: this hub serves {self._hub.max_topics} topics already "
+            "(--max-topics); idle topics are dropped soon, retry later",
+            retry_after=str(self._hub.router.retry_after),
+        )  # fmt: skip
 
     def _unsubscribed(self, _: object) -> None:
         self._hub.subscribers -= 1
@@ -399,14 +434,12 @@ class _Topic(Resource):
         if event == "":
             return _answer(request, 400, "Bad Request: the event parameter must not be empty")
         try:
-            channel = hub.channel(self._name)
-        except KeyError:
-            return _answer(
-                request, 404, "Not Found: this hub has as many topics as it may (--max-topics)"
-            )
+            hub.channel(self._name)
+        except ChannelLimitReached:
+            return self._too_many_topics(request)
         gone: list[bool] = []
         request.notifyFinish().addErrback(lambda _: gone.append(True))
-        d = maybeDeferred(channel.publish, data, event)
+        d = maybeDeferred(hub.router.publish, self._name, data, event)
         d.addCallbacks(
             self._published, self._publish_failed, callbackArgs=(request,), errbackArgs=(request,)
         )
