@@ -230,9 +230,7 @@ def clocked_hub(clock: Clock, **options: Any) -> tuple[Hub, Site]:
     """A memory hub on ``clock``, served by an in-memory Site."""
     hub = Hub(lambda name: MemoryChannel(100, first_id=1), publish_token="secret",
               keepalive=None, reactor=clock, **options)  # fmt: skip
-    site = hub.site()
-    site.timeout = None
-    return hub, site
+    return hub, hub.site(timeout=None)
 
 
 def test_head_of_junk_topics_does_not_exhaust_the_topic_limit() -> None:

@@ -1,0 +1,159 @@
+"""The hub's connection-level defences, on real loopback sockets: early refusals, per-IP limits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import pytest_twisted
+from _hubhelpers import Stream, until
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.protocol import Protocol
+from twisted.python.failure import Failure
+
+from txsse.hub._resource import Hub
+from txsse.server import MemoryChannel
+
+
+class Raw(Protocol):
+    """A raw TCP client: sends what it is told, keeps every byte it receives."""
+
+    def __init__(self) -> None:
+        self.received = b""
+        self.closed: Deferred[None] = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.closed.callback(None)
+
+    @property
+    def head(self) -> bytes:
+        """The final response's status line and headers (after any ``100 Continue``)."""
+        text = self.received.replace(b"HTTP/1.1 100 Continue\r\n\r\n", b"")
+        return text.partition(b"\r\n\r\n")[0]
+
+    @property
+    def status(self) -> int:
+        return int(self.head.split(b" ", 2)[1])
+
+    def send(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    async def close(self) -> None:
+        if not self.closed.called:
+            assert self.transport is not None
+            self.transport.loseConnection()
+        await self.closed
+
+
+class Served:
+    """A memory hub on a loopback port; raw connections to it."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.site = hub.site()
+        self.port: Any = reactor.listenTCP(0, self.site, interface="127.0.0.1")  # type: ignore[attr-defined]
+        self.base = f"http://127.0.0.1:{self.port.getHost().port}"
+        self.clients: list[Raw] = []
+
+    async def connect(self, request: bytes = b"") -> Raw:
+        """Open a connection and send ``request`` (the head of a request, say)."""
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.port.getHost().port)
+        client = await connectProtocol(endpoint, Raw())
+        self.clients.append(client)
+        if request:
+            client.send(request)
+        return client
+
+
+@pytest.fixture
+def serve() -> Iterator[Any]:
+    """``serve(**hub_options)`` starts a memory hub; everything is closed after the test."""
+    served: list[Served] = []
+
+    def start(**options: Any) -> Served:
+        options.setdefault("publish_token", "secret")
+        options.setdefault("keepalive", None)
+        served.append(Served(Hub(lambda name: MemoryChannel(10), **options)))
+        return served[-1]
+
+    yield start
+    for s in served:
+        s.hub.close()
+        for client in s.clients:
+            if client.transport is not None:
+                client.transport.abortConnection()  # type: ignore[attr-defined]
+        s.port.stopListening()
+
+
+def post_head(length: int, *, token: str | None = None, expect: bool = False) -> bytes:
+    """The head of a publish whose body is ``length`` bytes; no body."""
+    lines = [b"POST /topics/t?event=x HTTP/1.1", b"Host: 127.0.0.1", b"Content-Length: %d" % length]
+    if token is not None:
+        lines.append(b"Authorization: Bearer " + token.encode())
+    if expect:
+        lines.append(b"Expect: 100-continue")
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+@pytest.mark.parametrize("expect", [False, True])
+@pytest.mark.parametrize(
+    ("token", "length", "status"),
+    [(None, 10, 401), ("wrong", 10, 401), ("secret", 1_000_000, 413)],
+)
+@pytest_twisted.ensureDeferred
+async def test_a_refused_publish_is_answered_before_its_body(
+    serve: Any, token: str | None, length: int, status: int, expect: bool
+) -> None:
+    """No token, a wrong one, or too large a Content-Length: answered from the headers alone."""
+    hub = serve(max_event_size=100)
+    client = await hub.connect(post_head(length, token=token, expect=expect))
+    await until(lambda: b"\r\n\r\n" in client.received, what="an answer without the body")
+    assert client.status == status
+    assert b"connection: close" in client.head.lower()
+    assert b"100 Continue" not in client.received
+    if expect:  # nothing more can come: the connection is closed at once
+        await until(lambda: client.closed.called, what="the connection to close")
+    else:  # the body may be on its way: it is read, dropped, then the connection closes
+        client.send(b"x" * length)
+        await until(lambda: client.closed.called, what="the connection to close")
+        assert client.received.count(b"HTTP/1.1") == 1
+    assert hub.hub.router.channel_count == 0  # nothing was published
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_accepted_publish_with_expect_continue_gets_100_then_200(serve: Any) -> None:
+    """A valid publish that asks for 100 Continue gets it, sends its body and is published."""
+    hub = serve()
+    client = await hub.connect(post_head(5, token="secret", expect=True))
+    await until(lambda: b"100 Continue" in client.received, what="100 Continue")
+    client.send(b"hello")
+    await until(lambda: b"\r\n\r\n" in client.received.partition(b"\r\n\r\n")[2])
+    assert client.status == 200
+    assert hub.hub.router.channel("t").last_id is not None
+
+
+@pytest_twisted.ensureDeferred
+async def test_connections_per_ip_are_limited(serve: Any) -> None:
+    """Past max_connections_per_ip a connection gets 503 and is closed; a freed place is reused."""
+    hub = serve(max_connections_per_ip=2)
+    first = await Stream(f"{hub.base}/topics/a").open()
+    second = await hub.connect()
+    third = await hub.connect(b"GET /topics/a HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    await until(lambda: third.closed.called, what="the third connection to be closed")
+    assert third.status == 503 and b"retry-after: 10" in third.head.lower()
+    assert b"--max-connections-per-ip" in third.received
+    assert hub.site.connections_per_ip == {"127.0.0.1": 2}
+    await second.close()
+    await until(lambda: hub.site.connections_per_ip == {"127.0.0.1": 1}, what="the release")
+    fourth = await Stream(f"{hub.base}/topics/a").open()
+    assert fourth.status == 200
+    await first.close()
+    await fourth.close()
+    await until(lambda: hub.site.connections_per_ip == {}, what="every connection released")
