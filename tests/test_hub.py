@@ -21,7 +21,7 @@ from twisted.web.server import Site
 from zope.interface import implementer
 
 from txsse.errors import ChannelUnavailable
-from txsse.hub._options import Options, makeService
+from txsse.hub._options import Options, makeService, with_backlog
 from txsse.hub._relay import UpstreamRelay
 from txsse.hub._resource import Hub
 from txsse.server import IEventChannel, MemoryChannel
@@ -347,6 +347,8 @@ def test_options_defaults_and_token_file(tmp_path: Path) -> None:
         (("--publish-token", "x", "--keepalive", "-1"), "seconds"),
         (("--publish-token", "x", "--relay-lease", "0"), "relay-lease"),
         (("--publish-token", "x", "--max-topics", "0"), "positive"),
+        (("--publish-token", "x", "--max-connections-per-ip", "0"), "positive"),
+        (("--publish-token", "x", "--allowed-host", "http://hub.example"), "give a host name"),
         (("--publish-token", "x", "--topic-ttl", "-1"), "seconds"),
         (("--publish-token", "x", "--redis", "redis://h", "--topic-ttl", "5"), "--topic-ttl is"),
     ],
@@ -355,6 +357,22 @@ def test_options_refuse_bad_command_lines(args: tuple[str, ...], message: str) -
     """Each bad command line is refused with a message naming the problem."""
     with pytest.raises(usage.UsageError, match=message):
         parse(*args)
+
+
+@pytest.mark.parametrize(
+    ("given", "listened"),
+    [
+        ("tcp:8080:interface=127.0.0.1", "tcp:8080:interface=127.0.0.1:backlog=4096"),
+        ("tcp:8080:backlog=100", "tcp:8080:backlog=100"),
+        ("ssl:8443:privateKey=k.pem", "ssl:8443:privateKey=k.pem:backlog=4096"),
+        ("unix:/run/hub.sock", "unix:/run/hub.sock:backlog=4096"),
+        ("tcp6:8080:interface=\\:\\:1", "tcp6:8080:interface=\\:\\:1:backlog=4096"),
+        ("systemd:domain=INET:index=0", "systemd:domain=INET:index=0"),
+    ],
+)
+def test_the_listen_backlog_defaults_to_4096(given: str, listened: str) -> None:
+    """--port without backlog= listens with backlog=4096 (Twisted's default is 50)."""
+    assert with_backlog(given) == listened
 
 
 def test_make_service_memory_and_redis() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,13 +16,33 @@ from txsse._metricsopt import HELP as METRICS_HELP
 from txsse._metricsopt import check_metrics_option
 from txsse._validate import positive_int_option, seconds_option
 from txsse.hub._relay import UpstreamRelay
-from txsse.hub._resource import TOPIC_NAME, Hub
+from txsse.hub._resource import TOPIC_NAME, Hub, host_name
 from txsse.server import EventStreamService, IEventChannel, MemoryChannel
 
 _log = Logger()
 
 DEFAULT_TOPIC_TTL = 3600.0
 """Seconds a memory topic's history outlives its last publish while no one subscribes."""
+
+DEFAULT_BACKLOG = 4096
+"""The listen backlog when ``--port`` gives none: a reconnection storm's worth of
+connections wait in the kernel instead of being dropped (Linux caps it at
+``net.core.somaxconn``, 4096 by default)."""
+
+
+def with_backlog(description: str) -> str:
+    """``description`` with ``backlog=`` :data:`DEFAULT_BACKLOG` if it is a listening
+    ``tcp``, ``tcp6``, ``ssl`` or ``unix`` endpoint that gives none (Twisted's default is 50).
+
+    :param description: a server endpoint description (``tcp:8080:interface=127.0.0.1``).
+    :returns: the description to listen on.
+    """
+    kind, *arguments = re.split(r"(?<!\\):", description)
+    if kind.lower() not in ("tcp", "tcp6", "ssl", "unix") or not arguments:
+        return description
+    if any(argument.startswith("backlog=") for argument in arguments):
+        return description
+    return f"{description}:backlog={DEFAULT_BACKLOG}"
 
 
 class Options(usage.Options):
@@ -84,6 +105,13 @@ class Options(usage.Options):
             seconds_option,
         ],
         [
+            "max-connections-per-ip",
+            None,
+            None,
+            "Most connections one IP address may hold (503 past it; default: no limit).",
+            positive_int_option,
+        ],
+        [
             "relay-lease",
             None,
             10.0,
@@ -95,6 +123,7 @@ class Options(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self["cors-origin"] = []
+        self["allowed-host"] = []
         self["upstream"] = []
         self["metrics"] = None
 
@@ -113,6 +142,15 @@ class Options(usage.Options):
                 f"--cors-origin {origin!r}: give an origin such as https://app.example.com or *"
             )
         self["cors-origin"].append(origin)
+
+    def opt_allowed_host(self, host: str) -> None:
+        """Answer only requests whose Host is this name (name or name:port). Repeatable."""
+        if host_name(host) is None:
+            raise usage.UsageError(
+                f"--allowed-host {host!r}: give a host name such as hub.example.com, "
+                "127.0.0.1 or [::1], optionally with :port"
+            )
+        self["allowed-host"].append(host)
 
     def opt_upstream(self, spec: str) -> None:
         """TOPIC=URL: relay the event stream at URL into TOPIC. Repeatable."""
@@ -249,11 +287,13 @@ def makeService(options: Options) -> IService:
         max_subscribers=options["max-subscribers"],
         max_event_size=options["max-event-size"],
         cors_origins=options["cors-origin"],
+        allowed_hosts=options["allowed-host"],
+        max_connections_per_ip=options["max-connections-per-ip"],
         max_topics=options["max-topics"],
         topic_ttl=topic_ttl,
         available=available,
     )
-    strports.service(options["port"], hub.site()).setServiceParent(top)
+    strports.service(with_backlog(options["port"]), hub.site()).setServiceParent(top)
     EventStreamService(hub, final_retry=options["shutdown-retry"] or None).setServiceParent(top)
     for topic, url in options["upstream"]:
         relay = relay_for(topic, url)
