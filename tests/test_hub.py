@@ -9,8 +9,6 @@ from typing import Any
 import pytest
 import pytest_twisted
 import treq
-from _hubhelpers import Stream, Upstream, publish, until
-from _server_http import request as memory_request
 from twisted.application.service import MultiService
 from twisted.internet import reactor
 from twisted.internet.defer import fail, succeed
@@ -20,6 +18,11 @@ from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from twisted.web.server import Site
 from zope.interface import implementer
 
+from tests.helpers.hub import publish
+from tests.helpers.memhttp import request as memory_request
+from tests.helpers.reading import Stream
+from tests.helpers.serving import Upstream
+from tests.helpers.waiting import until
 from txsse.errors import ChannelUnavailable
 from txsse.hub._options import Options, makeService, with_backlog
 from txsse.hub._relay import UpstreamRelay

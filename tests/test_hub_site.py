@@ -9,14 +9,16 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from _hubhelpers import HubProcess, Stream, until
-from _redisserver import free_port
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
+from tests.helpers.hub import HubProcess
+from tests.helpers.reading import Stream
+from tests.helpers.system import free_port
+from tests.helpers.waiting import until
 from txsse.hub._resource import Hub
 from txsse.server import MemoryChannel
 

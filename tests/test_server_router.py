@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from _server_http import make_site, request
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from zope.interface import implementer
 
+from tests.helpers.memhttp import make_site, request
 from txsse.errors import ChannelLimitReached
 from txsse.server import ChannelRouter, IEventChannel, MemoryChannel
 
