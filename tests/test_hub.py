@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,6 @@ import pytest
 import pytest_twisted
 import treq
 from twisted.application.service import MultiService
-from twisted.internet import reactor
 from twisted.internet.defer import fail, succeed
 from twisted.internet.task import Clock
 from twisted.python import usage
@@ -28,34 +26,6 @@ from txsse.hub._options import Options, makeService, with_backlog
 from txsse.hub._relay import UpstreamRelay
 from txsse.hub._resource import Hub
 from txsse.server import IEventChannel, MemoryChannel
-
-
-class Served:
-    """A hub listening on a loopback port."""
-
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
-        self.port: Any = reactor.listenTCP(0, hub.site(), interface="127.0.0.1")  # type: ignore[attr-defined]
-        self.base = f"http://127.0.0.1:{self.port.getHost().port}"
-
-
-@pytest.fixture
-def serve() -> Iterator[Any]:
-    """``serve(**hub_options)`` starts a memory hub; everything is stopped after the test."""
-    served: list[Served] = []
-
-    def start(**options: Any) -> Served:
-        options.setdefault("publish_token", "secret")
-        options.setdefault("keepalive", None)
-        channels = options.pop("channels", None)
-        hub = Hub(channels or (lambda name: MemoryChannel(100)), **options)
-        served.append(Served(hub))
-        return served[-1]
-
-    yield start
-    for s in served:
-        s.hub.close()
-        s.port.stopListening()
 
 
 async def get(url: str, **headers: str) -> Any:

@@ -3,98 +3,20 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.internet.protocol import Protocol
-from twisted.python.failure import Failure
 
-from tests.helpers.hub import HubProcess
+from tests.helpers.hub import HubProcess, RawClient
 from tests.helpers.reading import Stream
 from tests.helpers.system import free_port
 from tests.helpers.waiting import until
 from txsse.hub._resource import Hub
 from txsse.server import MemoryChannel
-
-
-class Raw(Protocol):
-    """A raw TCP client: sends what it is told, keeps every byte it receives."""
-
-    def __init__(self) -> None:
-        self.received = b""
-        self.closed: Deferred[None] = Deferred()
-
-    def dataReceived(self, data: bytes) -> None:
-        self.received += data
-
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        self.closed.callback(None)
-
-    @property
-    def head(self) -> bytes:
-        """The final response's status line and headers (after any ``100 Continue``)."""
-        text = self.received.replace(b"HTTP/1.1 100 Continue\r\n\r\n", b"")
-        return text.partition(b"\r\n\r\n")[0]
-
-    @property
-    def status(self) -> int:
-        return int(self.head.split(b" ", 2)[1])
-
-    def send(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.transport.write(data)
-
-    async def close(self) -> None:
-        if not self.closed.called:
-            assert self.transport is not None
-            self.transport.loseConnection()
-        await self.closed
-
-
-class Served:
-    """A memory hub on a loopback port; raw connections to it."""
-
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
-        self.site = hub.site()
-        self.port: Any = reactor.listenTCP(0, self.site, interface="127.0.0.1")  # type: ignore[attr-defined]
-        self.base = f"http://127.0.0.1:{self.port.getHost().port}"
-        self.clients: list[Raw] = []
-
-    async def connect(self, request: bytes = b"") -> Raw:
-        """Open a connection and send ``request`` (the head of a request, say)."""
-        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.port.getHost().port)
-        client = await connectProtocol(endpoint, Raw())
-        self.clients.append(client)
-        if request:
-            client.send(request)
-        return client
-
-
-@pytest.fixture
-def serve() -> Iterator[Any]:
-    """``serve(**hub_options)`` starts a memory hub; everything is closed after the test."""
-    served: list[Served] = []
-
-    def start(**options: Any) -> Served:
-        options.setdefault("publish_token", "secret")
-        options.setdefault("keepalive", None)
-        served.append(Served(Hub(lambda name: MemoryChannel(10), **options)))
-        return served[-1]
-
-    yield start
-    for s in served:
-        s.hub.close()
-        for client in s.clients:
-            if client.transport is not None:
-                client.transport.abortConnection()  # type: ignore[attr-defined]
-        s.port.stopListening()
 
 
 def post_head(length: int, *, token: str | None = None, expect: bool = False) -> bytes:
@@ -246,20 +168,20 @@ async def test_twistd_hub_backlog_allowed_hosts_and_connections_per_ip(tmp_path:
     hub = HubProcess(port, "--allowed-host", "hub.example", "--max-connections-per-ip", "2",
                      token_file=token)  # fmt: skip
     await hub.start()
-    clients: list[Raw] = []
+    clients: list[RawClient] = []
     try:
         somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
         assert listen_backlog(port) == min(4096, somaxconn)
         endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
         for host in ("127.0.0.1", "hub.example"):
-            clients.append(await connectProtocol(endpoint, Raw()))
+            clients.append(await connectProtocol(endpoint, RawClient()))
             clients[-1].send(get_head("/topics/t", host))
         refused, stream = clients
         await until(lambda: b"\r\n\r\n" in refused.received and b"\r\n\r\n" in stream.received)
         assert refused.status == 400 and b"--allowed-host" in refused.received
         assert stream.status == 200
         # Both connections stay open: a third one from the same address is one too many.
-        clients.append(await connectProtocol(endpoint, Raw()))
+        clients.append(await connectProtocol(endpoint, RawClient()))
         third = clients[-1]
         await until(lambda: third.closed.called, what="the connection past the limit to close")
         assert third.status == 503 and b"--max-connections-per-ip" in third.received

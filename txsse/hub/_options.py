@@ -31,8 +31,10 @@ connections wait in the kernel instead of being dropped (Linux caps it at
 
 
 def with_backlog(description: str) -> str:
-    """``description`` with ``backlog=`` :data:`DEFAULT_BACKLOG` if it is a listening
-    ``tcp``, ``tcp6``, ``ssl`` or ``unix`` endpoint that gives none (Twisted's default is 50).
+    """``description`` with a ``backlog=`` of :data:`DEFAULT_BACKLOG` if it gives none.
+
+    Only listening ``tcp``, ``tcp6``, ``ssl`` and ``unix`` endpoints take one
+    (Twisted's default is 50); others are returned unchanged.
 
     :param description: a server endpoint description (``tcp:8080:interface=127.0.0.1``).
     :returns: the description to listen on.
