@@ -25,8 +25,10 @@ from twisted.internet.defer import (
     fail,
     succeed,
 )
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.iweb import IAgent, IPolicyForHTTPS, IResponse
 
 from txsse._event import Comment, Event
 from txsse._parser import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_LENGTH, EventStreamParser
@@ -55,7 +57,6 @@ from txsse.client._signals import (
     Reconnect,
     Signal,
 )
-from txsse.client._types import Agent, Clock, DelayedCall, Response, TLSPolicy
 from txsse.client._wire import BytesProducer, discard_body, make_agent
 from txsse.errors import (
     ConnectionFailed,
@@ -89,7 +90,7 @@ class _Connecting:
     """
 
     attempt: int
-    deferred: Deferred[tuple[Response, RequestAttempt]] | None = None
+    deferred: Deferred[tuple[IResponse, RequestAttempt]] | None = None
     in_hook: bool = False
 
 
@@ -112,7 +113,7 @@ class _Open:
     opened_at: float = 0.0
     delivered: bool = False
     last_data: float = 0.0
-    idle: DelayedCall | None = None
+    idle: IDelayedCall | None = None
     #: Relays a chunk's items to the source (a partial: this is the hot path).
     items_received: Callable[[Sequence[Event | Comment]], None] = field(init=False)
 
@@ -135,7 +136,7 @@ class _Waiting:
     :ivar call: the scheduled reconnection.
     """
 
-    call: DelayedCall
+    call: IDelayedCall
 
 
 @dataclass
@@ -148,7 +149,7 @@ class _Stopped:
     """
 
     error: SSEError
-    drain: DelayedCall | None = None
+    drain: IDelayedCall | None = None
     drained: list[Deferred[None]] = field(default_factory=list)
 
 
@@ -224,9 +225,9 @@ class EventSource(Service):
         idle_timeout: float | None = 300.0,
         policy: str | StatusPolicy = "resilient",
         queue_size: int | None = None,
-        reactor: Any = None,
-        agent: Agent | None = None,
-        tls: TLSPolicy | None = None,
+        reactor: IReactorTime | None = None,
+        agent: IAgent | None = None,
+        tls: IPolicyForHTTPS | None = None,
         prepare: Prepare | None = None,
         max_redirects: int = DEFAULT_MAX_REDIRECTS,
         reset_backoff_after: float = 60.0,
@@ -278,15 +279,15 @@ class EventSource(Service):
         self._max_event_size = max_event_size
         # The global reactor is looked up when the source starts, not now: constructing a
         # source must not install the default reactor before the application picks one.
-        self._reactor: Any = reactor
-        self._clock: Clock = reactor if reactor is not None else GlobalClock()
+        self._reactor = reactor
+        self._clock: IReactorTime = reactor if reactor is not None else GlobalClock()
         self._agent = agent
         self._tls = tls
         self._prepare = prepare
         self._queue = EventQueue(self._taken)
         # Waiting next() calls are woken on the reactor's next turn, once for
         # everything one network read delivered, never from inside the parser.
-        self._wakeup: DelayedCall | None = None
+        self._wakeup: IDelayedCall | None = None
         # Whether next() must call _taken (paused for back-pressure, or draining).
         self._watch_taken = False
         self._listeners = Observers(None, _log)
@@ -544,14 +545,12 @@ class EventSource(Service):
         attempt = Deferred.fromCoroutine(self._request(state))
         state.deferred = attempt
         if self._connect_timeout is not None:
-            attempt.addTimeout(
-                self._connect_timeout, cast(Any, self._clock), onTimeoutCancel=self._timed_out
-            )
+            attempt.addTimeout(self._connect_timeout, self._clock, onTimeoutCancel=self._timed_out)
         attempt.addCallbacks(
             self._responded, self._attempt_failed, callbackArgs=(state,), errbackArgs=(state,)
         )
 
-    async def _request(self, state: _Connecting) -> tuple[Response, RequestAttempt]:
+    async def _request(self, state: _Connecting) -> tuple[IResponse, RequestAttempt]:
         """Send the request, following redirects, until a final response."""
         state.in_hook = True  # the body factory and the prepare hook are the caller's code
         request = build_attempt(
@@ -566,7 +565,7 @@ class EventSource(Service):
         state.in_hook = False
         agent = self._agent
         if agent is None:
-            agent = self._agent = make_agent(self._reactor, self._tls)
+            agent = self._agent = make_agent(default_reactor(self._reactor), self._tls)
         hops = 0
         while True:
             _log.debug(
@@ -576,7 +575,7 @@ class EventSource(Service):
                 attempt=state.attempt,
             )
             producer = BytesProducer(request.body) if request.body is not None else None
-            response: Response = await agent.request(
+            response: IResponse = await agent.request(
                 request.method.encode("ascii"),
                 request.url.encode("utf-8"),
                 request.twisted_headers(),
@@ -621,7 +620,7 @@ class EventSource(Service):
             error = NetworkError(self._url, error)
         self._reconnect_later(error)
 
-    def _responded(self, result: tuple[Response, RequestAttempt], state: _Connecting) -> None:
+    def _responded(self, result: tuple[IResponse, RequestAttempt], state: _Connecting) -> None:
         """A final response arrived: ask the policy what to do with it."""
         response, request = result
         if self._state is not state:
@@ -648,7 +647,7 @@ class EventSource(Service):
             return
         self._open(response, request)
 
-    def _open(self, response: Response, request: RequestAttempt) -> None:
+    def _open(self, response: IResponse, request: RequestAttempt) -> None:
         """Open the stream on ``response``."""
         now = self._clock.seconds()
         state = _Open(self, request.url, opened_at=now, last_data=now)
