@@ -198,7 +198,7 @@ class Options(usage.Options):
                 self["redis"] = parse_redis_url(self["redis"])
             except ValueError as error:
                 raise usage.UsageError(f"--redis: {error}") from None
-        if self["topic-ttl"] is not None and self["redis"] is not None:
+        if self["topic-ttl"] is not None and self["redis"]:
             raise usage.UsageError(
                 "--topic-ttl is for the memory backend: with --redis the history stays in "
                 "Redis (--history events per topic); drop --topic-ttl"
