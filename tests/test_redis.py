@@ -277,3 +277,33 @@ async def test_lease_has_one_holder_expires_and_is_released(conn: RedisConnectio
     await until(taken, "the lease to expire", 5)
     with pytest.raises(ValueError):
         RedisLease(conn, "k", ttl=0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_events_missed_by_a_dropped_pubsub_connection_come_from_the_stream_once(
+    redis_server: RedisServer, conn: RedisConnection
+) -> None:
+    """Pub/sub connection killed: what was published meanwhile arrives once, in order."""
+    from txsse.hub._pubsub import shared_pubsub
+
+    channel = RedisStreamChannel(conn, "t:killed", history=100)
+    other = RedisStreamChannel(conn, "t:other", history=100)
+    sub, bystander = await subscribe(channel), await subscribe(other)
+    await channel.publish("e0")
+    await until(lambda: sub.data == ["e0"])
+    pubsub = shared_pubsub(conn)
+    assert pubsub.channels == 2 and conn.connections == 2
+    redis_server.command("CLIENT", "KILL", "TYPE", "pubsub")
+    for i in range(1, 4):  # PUBLISHed to nobody: only the stream has them
+        await channel.publish(f"e{i}")
+    await until(lambda: pubsub.connection.connected and sub.data[-1:] == ["e3"], what="refill")
+    for i in range(4, 6):
+        await channel.publish(f"e{i}")
+    await until(lambda: len(sub.data) >= 6)
+    assert sub.data == [f"e{i}" for i in range(6)] and not sub.ended
+    assert bystander.data == [] and not bystander.ended
+    channel.unsubscribe(sub)
+    assert pubsub.channels == 1
+    await channel.close()
+    await other.close()
+    assert pubsub.channels == 0

@@ -7,11 +7,12 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_twisted
 import treq
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
@@ -19,7 +20,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
-from tests.helpers.system import TWISTD, stop_process
+from tests.helpers.system import TWISTD, free_port, stop_process
 from tests.helpers.waiting import until
 from txsse.hub import Hub
 from txsse.server import MemoryChannel
@@ -185,3 +186,20 @@ def serve() -> Iterator[Callable[..., ServedHub]]:
     yield start
     for s in served:
         s.stop()
+
+
+@pytest_twisted.async_yield_fixture
+async def hubs(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    """Start hub processes with ``await start(*args)``; all are stopped after the test."""
+    token = tmp_path / "token"
+    token.write_text("secret\n")
+    started: list[HubProcess] = []
+
+    async def start(*args: str) -> HubProcess:
+        hub = HubProcess(free_port(), *args, token_file=token)
+        started.append(hub)
+        return await hub.start()
+
+    yield start
+    for hub in started:
+        hub.stop()
