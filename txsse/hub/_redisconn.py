@@ -169,6 +169,8 @@ class RedisConnection(Service):
     :param initial_delay: first reconnection delay, in seconds (plus a random
         jitter of up to as much again); each failure multiplies it by 1.5.
     :param max_delay: longest reconnection delay, in seconds (before jitter).
+    :param jitter: returns the seconds added to each reconnection delay; by default
+        a uniformly random amount up to ``initial_delay`` (tests pass their own).
     :param on_message: makes this a pub/sub connection: called with the
         channel and the payload of every message received after a
         ``SUBSCRIBE`` (sent with :meth:`execute`, one channel per command).
@@ -187,6 +189,7 @@ class RedisConnection(Service):
         reply_timeout: float | None = 10.0,
         initial_delay: float = 0.1,
         max_delay: float = 5.0,
+        jitter: Callable[[], float] | None = None,
         on_message: Callable[[str, str], None] | None = None,
         on_connect: Callable[[], object] | None = None,
     ) -> None:
@@ -196,6 +199,7 @@ class RedisConnection(Service):
         self.reply_timeout = reply_timeout
         self._initial_delay = initial_delay
         self._max_delay = max_delay
+        self._jitter = jitter if jitter is not None else lambda: random.random() * initial_delay
         self._protocol: Any = None
         self._waiting: list[Deferred[None]] = []
         self._service: ClientService | None = None
@@ -223,6 +227,7 @@ class RedisConnection(Service):
             reply_timeout=reply_timeout,
             initial_delay=self._initial_delay,
             max_delay=self._max_delay,
+            jitter=self._jitter,
             on_message=on_message,
             on_connect=on_connect,
         )
@@ -274,7 +279,7 @@ class RedisConnection(Service):
             retryPolicy=backoffPolicy(
                 self._initial_delay,
                 self._max_delay,
-                jitter=lambda: random.random() * self._initial_delay,
+                jitter=self._jitter,
             ),
             clock=cast(IReactorTime, self.reactor),
             prepareConnection=self._prepare,
