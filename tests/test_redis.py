@@ -11,10 +11,12 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from tests.helpers.reading import Stream
 from tests.helpers.redis import RedisServer
 from tests.helpers.waiting import until
 from txsse import EventStreamParser
 from txsse.errors import ChannelUnavailable
+from txsse.hub._pubsub import shared_pubsub
 from txsse.hub._redis import RedisStreamChannel
 from txsse.hub._redisconn import RedisConnection, parse_redis_url
 from txsse.server._channel import IEventChannel, ISubscriber, Replay
@@ -288,8 +290,6 @@ async def test_events_missed_by_a_dropped_pubsub_connection_come_from_the_stream
     redis_server: RedisServer, conn: RedisConnection
 ) -> None:
     """Pub/sub connection killed: what was published meanwhile arrives once, in order."""
-    from txsse.hub._pubsub import shared_pubsub
-
     channel = RedisStreamChannel(conn, "t:killed", history=100)
     other = RedisStreamChannel(conn, "t:other", history=100)
     sub, bystander = await subscribe(channel), await subscribe(other)
@@ -311,3 +311,20 @@ async def test_events_missed_by_a_dropped_pubsub_connection_come_from_the_stream
     await channel.close()
     await other.close()
     assert pubsub.channels == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_dropped_idle_topic_leaves_its_pubsub_channel(
+    redis_server: RedisServer, conn: RedisConnection, serve: Any
+) -> None:
+    """The hub drops a topic nobody uses after its grace: no Redis subscription is left."""
+    served = serve(channels=lambda name: RedisStreamChannel(conn, f"t:{name}"), topic_grace=0.1)
+    stream = await Stream(f"{served.base}/topics/news").open()
+    pubsub = shared_pubsub(conn)
+    await until(lambda: pubsub.channels == 1, what="the topic's subscription")
+    numsub = redis_server.command("PUBSUB", "NUMSUB", "t:news")
+    assert numsub.endswith(b":1\r\n")
+    await stream.close()
+    await until(lambda: served.hub.router.channel_count == 0, what="the idle topic to go")
+    assert pubsub.channels == 0
+    await until(lambda: redis_server.command("PUBSUB", "NUMSUB", "t:news").endswith(b":0\r\n"))
