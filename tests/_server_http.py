@@ -25,6 +25,22 @@ def make_site(resource: Resource, clock: Clock, path: bytes = b"events") -> Site
     return Site(root, timeout=None, reactor=clock)
 
 
+def take_chunks(raw: bytearray) -> bytes:
+    """Remove the complete HTTP/1.1 chunks at the start of ``raw``; their data, joined."""
+    out = bytearray()
+    while True:
+        end = raw.find(b"\r\n")
+        if end < 0:
+            break
+        size = int(raw[:end], 16)
+        if len(raw) < end + 2 + size + 2:
+            break
+        out += raw[end + 2 : end + 2 + size]
+        assert raw[end + 2 + size : end + 4 + size] == b"\r\n", "bad chunk framing"
+        del raw[: end + 4 + size]
+    return bytes(out)
+
+
 @dataclass
 class Client:
     """One HTTP connection to a Site, with the response decoded incrementally."""
@@ -93,18 +109,7 @@ class Client:
         return data
 
     def _dechunk(self) -> bytes:
-        out = bytearray()
-        while True:
-            end = self._raw.find(b"\r\n")
-            if end < 0:
-                break
-            size = int(self._raw[:end], 16)
-            if len(self._raw) < end + 2 + size + 2:
-                break
-            out += self._raw[end + 2 : end + 2 + size]
-            assert self._raw[end + 2 + size : end + 4 + size] == b"\r\n", "bad chunk framing"
-            del self._raw[: end + 4 + size]
-        return bytes(out)
+        return take_chunks(self._raw)
 
     def events(self) -> list[Event]:
         """Every event received so far."""
@@ -123,9 +128,38 @@ class Client:
         assert isinstance(http, HTTPChannel)
         return http
 
+    def read(self) -> None:
+        """Take every byte written so far (a :class:`BufferedTransport` resumes the server)."""
+        assert isinstance(self.transport, BufferedTransport), "request(..., buffer=N) first"
+        self.transport.read()
+
     def disconnect(self, reason: Exception | None = None) -> None:
         """The client goes away: the server sees the connection lost."""
         self.channel.connectionLost(Failure(reason or ConnectionError("client went away")))
+
+
+class BufferedTransport(StringTransport):
+    """A StringTransport that pauses its producer past ``buffer`` unread bytes, like TCP's.
+
+    :param buffer: the unread bytes past which the producer is paused.
+    """
+
+    def __init__(self, buffer: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.buffer = buffer
+        self.unread = 0
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        self.unread += len(data)
+        if self.unread > self.buffer and self.producer is not None:
+            self.producer.pauseProducing()
+
+    def read(self) -> None:
+        """The client reads everything: the producer is asked for more."""
+        self.unread = 0
+        if self.producer is not None:
+            self.producer.resumeProducing()
 
 
 def request(
@@ -134,10 +168,20 @@ def request(
     method: bytes = b"GET",
     headers: dict[bytes, bytes] | None = None,
     version: bytes = b"HTTP/1.1",
+    buffer: int | None = None,
 ) -> Client:
-    """Open a connection to ``site`` and send one request."""
+    """Open a connection to ``site`` and send one request.
+
+    :param buffer: if given, the transport pauses the server past that many
+        unread bytes (see :class:`BufferedTransport`; ``Client.read`` reads).
+    """
     channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", next(_port)))
-    transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 1))
+    peer = IPv4Address("TCP", "127.0.0.1", 1)
+    transport = (
+        StringTransport(peerAddress=peer)
+        if buffer is None
+        else BufferedTransport(buffer, peerAddress=peer)
+    )
     channel.makeConnection(transport)
     lines = [method + b" " + path + b" " + version, b"Host: example.test"]
     lines += [name + b": " + value for name, value in (headers or {}).items()]

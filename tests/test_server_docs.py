@@ -6,12 +6,15 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_twisted
 from test_server_loopback import TIMEOUT, EventReader, wait_for
 from twisted.internet import reactor
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from txsse import EventStreamParser
+
+pytestmark = pytest.mark.usefixtures("direct_writes")
 
 DOC = Path(__file__).parent.parent / "docs" / "server.md"
 

@@ -21,6 +21,9 @@ from twisted.web.server import Site
 
 from txsse import Event, EventSource, EventStreamParser
 from txsse.server import EventStreamResource, MemoryChannel
+from txsse.server._direct import DirectWriter
+
+pytestmark = pytest.mark.usefixtures("direct_writes")
 
 TIMEOUT = 10.0
 
@@ -48,6 +51,16 @@ def drain(sock: socket.socket) -> bytes:
     return bytes(data)
 
 
+def tiny_client(url: str, headers: bytes = b"", version: bytes = b"HTTP/1.1") -> socket.socket:
+    """A blocking socket with a 4 KiB receive buffer (set before connecting) that sent a GET."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(5)
+    sock.connect(("127.0.0.1", int(url.split(":")[2].split("/")[0])))
+    sock.sendall(b"GET /events " + version + b"\r\nHost: 127.0.0.1\r\n" + headers + b"\r\n")
+    return sock
+
+
 def dechunk(raw: bytes) -> bytes:
     """The body of a (possibly truncated) chunked HTTP/1.1 response."""
     body = bytearray()
@@ -61,6 +74,11 @@ def dechunk(raw: bytes) -> bytes:
         body += rest[:size]
         rest = rest[size + 2 :]
     return bytes(body)
+
+
+def is_direct(stream: Any) -> bool:
+    """Whether ``stream`` writes through the direct socket path."""
+    return isinstance(getattr(stream._write, "__self__", None), DirectWriter)
 
 
 class Recording(Resource):
@@ -133,7 +151,7 @@ async def take(reader: EventReader, count: int) -> list[Event]:
 
 @pytest_twisted.ensureDeferred
 async def test_raw_client_resumes_across_forced_disconnect(
-    server: tuple[MemoryChannel, Recording, str],
+    server: tuple[MemoryChannel, Recording, str], direct_writes: bool
 ) -> None:
     """A client cut off server-side reconnects with Last-Event-ID and loses nothing."""
     channel, resource, url = server
@@ -143,7 +161,7 @@ async def test_raw_client_resumes_across_forced_disconnect(
     assert response.headers.getRawHeaders(b"content-type") == [b"text/event-stream; charset=utf-8"]
     await wait_for(lambda: channel.subscriber_count == 1, "the subscription")
     (stream,) = resource.stream._streams
-    assert stream._socket is not None, "cleartext TCP takes the direct-send path"
+    assert is_direct(stream) is direct_writes, "cleartext TCP takes the direct path if asked"
     published = [channel.publish(f"event {n}") for n in range(5)]
     received = await take(reader, 5)
     resource.cut()
@@ -168,9 +186,8 @@ async def test_slow_socket_is_evicted_while_fast_client_keeps_up(
     """A real client that stops reading is disconnected; a reading client gets every event."""
     channel, resource, url = server
     resource.stream.max_unsent = 64 * 1024
-    slow = socket.create_connection(("127.0.0.1", int(url.split(":")[2].split("/")[0])), 5)
-    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    slow.sendall(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    resource.stream.slow_client_timeout = 0.2
+    slow = tiny_client(url)
     parser = EventStreamParser()
     _, reader = await connect(url, parser)
     await wait_for(lambda: channel.subscriber_count == 2, "both clients to subscribe")
@@ -187,6 +204,9 @@ async def test_slow_socket_is_evicted_while_fast_client_keeps_up(
         received = await take(reader, len(published))
         assert [e.id for e in received] == published
         # What the slow client did get (through partial sends) is intact, in order.
+        await wait_for(
+            lambda: any(r.channel is None for r in resource.requests), "the slow one's abort"
+        )
         slow_ids = [e.id for e in EventStreamParser().feed(dechunk(drain(slow)))]
         assert slow_ids == published[: len(slow_ids)]
     finally:

@@ -8,6 +8,8 @@ from twisted.internet.task import Clock
 
 from txsse.server import ChannelRouter, MemoryChannel
 
+pytestmark = pytest.mark.usefixtures("direct_writes")
+
 
 def test_named_channels_are_separate() -> None:
     """Each name streams its own channel."""
