@@ -2,55 +2,24 @@
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import pytest_twisted
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import hashes
 from twisted.internet import reactor, ssl
 from twisted.internet.defer import Deferred
 from twisted.web import server
 
-from tests._sseserver import ScriptedResource, StreamServer
+from tests.helpers.sseserver import ScriptedResource, StreamServer
+from tests.helpers.tls import self_signed
 from txsse import EventSource, ReadyState, pin_certificate, trust_certificate
 from txsse.errors import NetworkError
 
 # Twisted's server-side certificate options still pass pyOpenSSL X509 and PKey objects.
 pytestmark = pytest.mark.filterwarnings("ignore:Passing pyOpenSSL:DeprecationWarning")
-
-
-def self_signed() -> tuple[bytes, bytes]:
-    """A self-signed certificate for 127.0.0.1 and its key, in PEM."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hue-bridge-001788fffe000000")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
 class TLSServer:
@@ -110,10 +79,23 @@ async def test_trusted_private_certificate(tls_server: TLSServer) -> None:
     assert getattr(outcome, "data", outcome) == "event 1"
 
 
+def bare_hex(fingerprint: str) -> str:
+    """Lowercase hex digits, no colons."""
+    return fingerprint.replace(":", "").lower()
+
+
+def openssl_style(fingerprint: str) -> str:
+    """``AB:CD:...``, as ``openssl x509 -fingerprint -sha256`` prints it."""
+    hex_digits = fingerprint.replace(":", "").upper()
+    return ":".join(hex_digits[i : i + 2] for i in range(0, len(hex_digits), 2))
+
+
+@pytest.mark.parametrize("style", [bare_hex, openssl_style], ids=["hex", "openssl"])
 @pytest_twisted.ensureDeferred
-async def test_pinned_certificate(tls_server: TLSServer) -> None:
-    """pin_certificate() accepts exactly the certificate with that fingerprint."""
-    source = EventSource(tls_server.url("/events/1"), tls=pin_certificate(tls_server.fingerprint))
+async def test_pinned_certificate(tls_server: TLSServer, style: Any) -> None:
+    """pin_certificate() accepts the certificate with that fingerprint, colons and case aside."""
+    pinned = pin_certificate("00" * 32, style(tls_server.fingerprint))
+    source = EventSource(tls_server.url("/events/1"), tls=pinned)
     outcome = await first_outcome(source)
     assert getattr(outcome, "data", outcome) == "event 1"
 

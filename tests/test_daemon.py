@@ -12,7 +12,7 @@ import pytest
 from twisted.internet.task import Clock
 from twisted.logger import LogEvent
 
-from tests._memagent import MemoryAgent
+from tests.helpers.memagent import MemoryAgent
 from txsse import EventStreamParser
 from txsse.daemon._exit import EXIT_IO_ERROR, EXIT_SOFTWARE, EXIT_STREAM_FAILED
 from txsse.daemon._service import SSEDaemon
@@ -223,6 +223,17 @@ def test_idle_timeout_reconnects(run: Run) -> None:
     run.clock.advance(1.0)
     assert len(run.agent.requests) == 2
     assert run.agent.last.header("Last-Event-ID") == "1"
+
+
+def test_no_idle_timeout_never_drops_a_quiet_stream(run: Run) -> None:
+    """With idle_timeout=None a stream that stays silent for days is kept open."""
+    run.started(idle_timeout=None)
+    body = run.agent.last.respond()
+    body.write(b"id: 1\ndata: a\n\n")
+    run.clock.advance(7 * 24 * 3600.0)
+    assert len(run.agent.requests) == 1
+    body.write(b"id: 2\ndata: b\n\n")
+    assert [line["id"] for line in run.lines()] == ["1", "2"]
 
 
 def test_output_write_error_exits(run: Run, logged_errors: list[LogEvent]) -> None:

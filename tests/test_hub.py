@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 import pytest_twisted
 import treq
-from _hubhelpers import Stream, Upstream, publish, until
 from twisted.application.service import MultiService
 from twisted.internet import reactor
 from twisted.internet.defer import fail, succeed
@@ -17,6 +16,10 @@ from twisted.python import usage
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
 
+from tests.helpers.hub import publish
+from tests.helpers.reading import Stream
+from tests.helpers.serving import Upstream
+from tests.helpers.waiting import until
 from txsse.errors import ChannelUnavailable
 from txsse.hub._options import Options, makeService
 from txsse.hub._relay import UpstreamRelay
@@ -266,7 +269,7 @@ def test_options_defaults_and_token_file(tmp_path: Path) -> None:
     assert options["cors-origin"] == ["https://a.example"]
     assert options["upstream"] == [("x", "http://127.0.0.1:1/")]
     assert options["keepalive"] is None
-    assert options["history"] == 1000 and options["redis"] is None
+    assert options["history"] == 1000 and options["redis"] == []
 
 
 @pytest.mark.parametrize(
@@ -298,7 +301,7 @@ def test_make_service_memory_and_redis() -> None:
     names = [type(s).__name__ for s in memory]
     assert names == ["StreamServerEndpointService", "EventStreamService", "UpstreamRelay"]
     redis = makeService(parse("--publish-token", "x", "--redis", "redis://127.0.0.1:1/2"))
-    assert type(next(iter(redis))).__name__ == "RedisConnection"
+    assert type(next(iter(redis))).__name__ == "RedisServers"
 
 
 @pytest_twisted.ensureDeferred

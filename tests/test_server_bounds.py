@@ -13,14 +13,15 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from _rawclient import MODES, RawClient, listen, server_buffered
-from test_server_loopback import TIMEOUT, Recording
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import deferLater
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
+from tests.helpers.rawclient import MODES, RawClient, listen, server_buffered
+from tests.helpers.serving import Recording
+from tests.helpers.waiting import TIMEOUT
 from txsse.server import EventStreamResource, MemoryChannel
 
 pytestmark = [

@@ -30,7 +30,11 @@ H2_POLL = 0.01
 
 
 class StreamOwner(Protocol):
-    """What a stream needs from the resource that serves it."""
+    """What a stream needs from the resource serving it (``EventStreamResource``).
+
+    Defined here, so that this module does not import the resource's (which imports
+    this one): no import cycle, not even for type checking.
+    """
 
     max_unsent: int
     slow_client_timeout: float

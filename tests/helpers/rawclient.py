@@ -13,13 +13,15 @@ import ssl
 import threading
 from typing import Any
 
-from _server_http import take_chunks
 from twisted.internet import reactor, tcp
 from twisted.internet import ssl as tssl
 from twisted.internet.interfaces import IListeningPort
 from twisted.web.server import Site
 
+from tests.helpers.memhttp import take_chunks
+from tests.helpers.tls import self_signed
 from txsse import Event, EventStreamParser
+from txsse.server._direct import DirectWriter
 from txsse.server._h2 import h2_queued
 
 MODES = ["http/1.1", "http/1.0", "tls", "h2"]
@@ -164,8 +166,6 @@ def listen(site: Site, mode: str) -> IListeningPort:
     if mode in ("http/1.1", "http/1.0"):
         port: IListeningPort = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[attr-defined]
         return port
-    from test_client_tls import self_signed
-
     cert_pem, key_pem = self_signed()
     certificate = tssl.PrivateCertificate.loadPEM(cert_pem + key_pem)
     options = tssl.CertificateOptions(
@@ -175,6 +175,11 @@ def listen(site: Site, mode: str) -> IListeningPort:
     )
     port = reactor.listenSSL(0, site, options, interface="127.0.0.1")  # type: ignore[attr-defined]
     return port
+
+
+def is_direct(stream: Any) -> bool:
+    """Whether a server ``_Stream`` writes through the direct socket path."""
+    return isinstance(getattr(stream._write, "__self__", None), DirectWriter)
 
 
 def server_buffered(request: Any) -> int:
