@@ -12,6 +12,7 @@ from twisted.internet.task import deferLater
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
+from tests.helpers.memhttp import dechunk
 from tests.helpers.rawclient import is_direct
 from tests.helpers.reading import connect
 from tests.helpers.serving import Recording
@@ -20,6 +21,11 @@ from txsse import Event, EventSource, EventStreamParser
 from txsse.server import EventStreamResource, MemoryChannel
 
 pytestmark = pytest.mark.usefixtures("direct_writes")
+
+
+def body(response: bytes) -> bytearray:
+    """The bytes after the headers of a raw HTTP response."""
+    return bytearray(response.split(b"\r\n\r\n", 1)[1])
 
 
 def drain(sock: socket.socket) -> bytes:
@@ -44,21 +50,6 @@ def tiny_client(url: str) -> socket.socket:
     sock.connect(("127.0.0.1", int(url.split(":")[2].split("/")[0])))
     sock.sendall(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     return sock
-
-
-def dechunk(raw: bytes) -> bytes:
-    """The body of a (possibly truncated) chunked HTTP/1.1 response."""
-    body = bytearray()
-    rest = raw.split(b"\r\n\r\n", 1)[1]
-    while b"\r\n" in rest:
-        size_line, rest = rest.split(b"\r\n", 1)
-        size = int(size_line, 16)
-        if size == 0 or len(rest) < size + 2:
-            break
-        assert rest[size : size + 2] == b"\r\n", "chunk framing broken"
-        body += rest[:size]
-        rest = rest[size + 2 :]
-    return bytes(body)
 
 
 @pytest_twisted.async_yield_fixture
@@ -132,7 +123,7 @@ async def test_slow_socket_is_evicted_while_fast_client_keeps_up(
         await until(
             lambda: any(r.channel is None for r in resource.requests), "the slow one's abort"
         )
-        slow_ids = [e.id for e in EventStreamParser().feed(dechunk(drain(slow)))]
+        slow_ids = [e.id for e in EventStreamParser().feed(dechunk(body(drain(slow))))]
         assert slow_ids == published[: len(slow_ids)]
     finally:
         slow.close()

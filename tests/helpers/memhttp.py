@@ -18,20 +18,13 @@ from txsse import Comment, Event, EventStreamParser
 _port = iter(range(20000, 60000))
 
 
-def make_site(resource: Resource, clock: Clock, path: bytes = b"events") -> Site:
-    """A Site with ``resource`` at ``/<path>``, on ``clock``, without idle timeouts."""
-    root = Resource()
-    root.putChild(path, resource)
-    return Site(root, timeout=None, reactor=clock)
+def dechunk(raw: bytearray) -> bytes:
+    """The data of the complete HTTP/1.1 chunks at the start of ``raw``, removed from it.
 
-
-def take_chunks(raw: bytearray) -> bytes:
-    """Remove the complete HTTP/1.1 chunks at the start of ``raw``; their data, joined."""
+    A truncated chunk stays in ``raw`` (for more bytes to complete it).
+    """
     out = bytearray()
-    while True:
-        end = raw.find(b"\r\n")
-        if end < 0:
-            break
+    while (end := raw.find(b"\r\n")) >= 0:
         size = int(raw[:end], 16)
         if len(raw) < end + 2 + size + 2:
             break
@@ -39,6 +32,13 @@ def take_chunks(raw: bytearray) -> bytes:
         assert raw[end + 2 + size : end + 4 + size] == b"\r\n", "bad chunk framing"
         del raw[: end + 4 + size]
     return bytes(out)
+
+
+def make_site(resource: Resource, clock: Clock, path: bytes = b"events") -> Site:
+    """A Site with ``resource`` at ``/<path>``, on ``clock``, without idle timeouts."""
+    root = Resource()
+    root.putChild(path, resource)
+    return Site(root, timeout=None, reactor=clock)
 
 
 @dataclass
@@ -89,7 +89,7 @@ class Client:
                 return []
             self._head = bytes(self._raw[:end])
             del self._raw[: end + 4]
-        new = self._dechunk() if self.chunked else self._take_all()
+        new = dechunk(self._raw) if self.chunked else self._take_all()
         self._body += new
         items = self.parser.feed(new)
         self.items.extend(items)
@@ -107,9 +107,6 @@ class Client:
         data = bytes(self._raw)
         self._raw.clear()
         return data
-
-    def _dechunk(self) -> bytes:
-        return take_chunks(self._raw)
 
     def events(self) -> list[Event]:
         """Every event received so far."""

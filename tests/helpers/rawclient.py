@@ -18,7 +18,7 @@ from twisted.internet import ssl as tssl
 from twisted.internet.interfaces import IListeningPort
 from twisted.web.server import Site
 
-from tests.helpers.memhttp import take_chunks
+from tests.helpers.memhttp import dechunk
 from tests.helpers.tls import self_signed
 from txsse import Event, EventStreamParser
 from txsse.server._direct import DirectWriter
@@ -126,7 +126,7 @@ class RawClient:
                     chunked = bytearray()
             if chunked is not None:
                 chunked += data
-                data = take_chunks(chunked)
+                data = dechunk(chunked)
             self._feed(data)
         return None
 
