@@ -173,7 +173,7 @@ async def test_gap_when_id_older_than_history(conn: RedisConnection) -> None:
         assert (await channel.subscribe(Recorder(), bad)).gap
     latest = await channel.publish("latest")
     exact = await channel.subscribe(Recorder(), latest)
-    assert not exact.gap and exact.chunk == b""
+    assert not exact.gap and exact.chunk == b"" and exact.position == latest
     await channel.close()
 
 
@@ -181,7 +181,7 @@ async def test_gap_when_id_older_than_history(conn: RedisConnection) -> None:
 async def test_unknown_stream_is_a_gap_only_when_an_id_is_given(conn: RedisConnection) -> None:
     """A stream that does not exist: no replay for new subscribers, a gap for resumers."""
     channel = RedisStreamChannel(conn, "t:none")
-    assert await channel.subscribe(Recorder()) == Replay(b"", False, None)
+    assert await channel.subscribe(Recorder()) == Replay(b"", False, None, "0-0")
     assert (await channel.subscribe(Recorder(), "1-0")).gap
     await channel.close()
 

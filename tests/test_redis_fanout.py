@@ -85,6 +85,7 @@ class Recorder:
     def __init__(self) -> None:
         self.parser = EventStreamParser()
         self.ids: list[str] = []
+        self.positions: list[str | None] = []
         self.ended = False
 
     def send(self, chunk: bytes) -> None:
@@ -95,6 +96,7 @@ class Recorder:
 
     def take(self, replay: Replay) -> Replay:
         self.send(replay.chunk)
+        self.positions.append(replay.position)
         return replay
 
 
@@ -129,6 +131,7 @@ def test_the_replay_is_read_only_once_the_pubsub_channel_is_subscribed() -> None
     assert args[3:5] == ("k", "3-0")
     pubsub.publish("6-0", "7-0")  # 6-0 again: a duplicate, dropped
     assert a.ids == ["4-0", "5-0", "6-0", "7-0"]
+    assert a.positions == ["6-0"]  # the replay covered up to 6-0
 
 
 def test_one_subscription_for_all_subscribers_and_messages_fan_out_once() -> None:
