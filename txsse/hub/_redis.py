@@ -332,7 +332,6 @@ class RedisStreamChannel:
             self._catch_up([])
         chunk = b"".join(self._format(entries)[1])
         buffered = self._pending.pop(subscriber, None)
-        # The position: the newest id the replay covers ("0-0": before the first event).
         replay = Replay(chunk, bool(gap), first or None, top)
         if buffered is None:  # unsubscribed meanwhile
             return replay
@@ -342,10 +341,8 @@ class RedisStreamChannel:
             raise ChannelUnavailable("Redis lost events while the subscriber joined; retry")
         more = [item for item in buffered if item[0] > covered]
         if more:
+            replay = replay._replace(chunk=chunk + b"".join(c for _, c in more))
             covered = more[-1][0]
-            replay = replay._replace(
-                chunk=chunk + b"".join(c for _, c in more), position=_id_text(covered)
-            )
         assert self._position is not None
         if covered > self._position:
             self._skip[subscriber] = covered
