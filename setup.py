@@ -31,6 +31,8 @@ setup(
     install_requires=[
         "twisted>=24.7.0",
         "treq>=24.9.1",
+        # the client's HTTP/1.1 response parser (llhttp's C binding, as uvicorn uses)
+        "httptools>=0.6",
     ],
     extras_require={
         "test": [

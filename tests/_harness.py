@@ -20,9 +20,12 @@ class Harness:
     clock: Clock = field(default_factory=Clock)
     agent: MemoryAgent = field(init=False)
     sources: list[EventSource] = field(default_factory=list)
+    #: Deliver body writes as txsse's HTTP/1.1 client does (parsed at once), not
+    #: as Twisted's Agent (parsed on the reactor's next turn).
+    per_read: bool = False
 
     def __post_init__(self) -> None:
-        self.agent = MemoryAgent(self.clock)
+        self.agent = MemoryAgent(self.clock, per_read=self.per_read)
 
     def source(self, url: str = "http://example.test/events", **kw: Any) -> EventSource:
         """An EventSource on the clock and agent, no jitter unless asked."""
@@ -58,10 +61,10 @@ def results(d: Any) -> list[Any]:
     return out
 
 
-@pytest.fixture
-def harness() -> Iterator[Harness]:
-    """A Harness; after the test, closes its sources and checks no timer leaked."""
-    h = Harness()
+@pytest.fixture(params=["agent", "http11"])
+def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
+    """A Harness, once per delivery path; after the test, checks no timer leaked."""
+    h = Harness(per_read=request.param == "http11")
     yield h
     for source in h.sources:
         source.close()

@@ -36,7 +36,12 @@ class _Collect:
 
 
 class MemoryResponse:
-    """A response whose body the test writes into."""
+    """A response whose body the test writes into.
+
+    With ``per_read`` it is its own body transport's ``delivers_per_read``: as with
+    txsse's HTTP/1.1 client, the body protocol then parses each write at once
+    instead of on the reactor's next turn (as it does behind Twisted's Agent).
+    """
 
     def __init__(self, code: int, headers: dict[str, str], request: MemoryRequest) -> None:
         self.code = code
@@ -54,6 +59,7 @@ class MemoryResponse:
         self._held: list[bytes] = []
         self._end: Failure | None = None
         self.pauses = 0
+        self.delivers_per_read = request.per_read
 
     # the body transport (IPushProducer)
     def pauseProducing(self) -> None:
@@ -122,6 +128,7 @@ class MemoryRequest:
     cancelled: bool = False
     response: MemoryResponse | None = None
     clock: Clock | None = None
+    per_read: bool = False
 
     @property
     def url(self) -> str:
@@ -151,10 +158,13 @@ class MemoryRequest:
 class MemoryAgent:
     """An ``IAgent`` that records requests for the test to answer."""
 
-    def __init__(self, clock: Clock | None = None) -> None:
-        """:param clock: the reactor's clock, turned after every body write."""
+    def __init__(self, clock: Clock | None = None, per_read: bool = False) -> None:
+        """:param clock: the reactor's clock, turned after every body write.
+        :param per_read: body transports deliver per read (txsse's HTTP/1.1 client).
+        """
         self.requests: list[MemoryRequest] = []
         self.clock = clock
+        self.per_read = per_read
 
     def request(
         self,
@@ -174,7 +184,13 @@ class MemoryAgent:
             request.deferred.errback(Failure(CancelledError()))
 
         request = MemoryRequest(
-            method, uri, headers or Headers(), body, Deferred(cancel), clock=self.clock
+            method,
+            uri,
+            headers or Headers(),
+            body,
+            Deferred(cancel),
+            clock=self.clock,
+            per_read=self.per_read,
         )
         self.requests.append(request)
         return request.deferred

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -12,6 +12,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
 
+from tests._paths import PATHS, options_for
 from tests._sseserver import CutPlan, StreamServer
 from txsse import Event, EventSource, ReadyState
 from txsse.errors import (
@@ -26,6 +27,15 @@ from txsse.errors import (
 )
 
 TIMEOUT = 10.0
+_path = {"name": "http11"}
+
+
+@pytest.fixture(autouse=True, params=PATHS)
+def http_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test here runs on txsse's HTTP/1.1 client and on Twisted's Agent."""
+    _path["name"] = request.param
+    yield request.param
+    _path["name"] = "http11"
 
 
 @pytest_twisted.async_yield_fixture
@@ -40,7 +50,7 @@ def source_for(url: str, **kw: Any) -> EventSource:
     """A started source with fast reconnection."""
     kw.setdefault("reconnect_delay", 0.01)
     kw.setdefault("max_reconnect_delay", 0.05)
-    source = EventSource(url, **kw)
+    source = EventSource(url, **options_for(_path["name"], **kw))
     source.startService()
     return source
 

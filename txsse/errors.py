@@ -144,6 +144,21 @@ class NetworkError(TransientError):
         self.reason = reason
 
 
+class InvalidResponse(TransientError):
+    """The server's answer is not valid HTTP/1.1 (txsse's own HTTP client parses it).
+
+    The source reconnects with backoff, as after a network error.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f"the server's answer is not valid HTTP/1.1 ({detail}); check that the URL "
+            "points at an HTTP server (an https URL on a plain HTTP port, or the reverse, "
+            "gives this)"
+        )
+        self.detail = detail
+
+
 class StreamEnded(TransientError):
     """The server ended the response body; the source reconnects."""
 
@@ -165,6 +180,7 @@ __all__ = [
     "EventTooLarge",
     "HTTPStatusError",
     "IdleTimeout",
+    "InvalidResponse",
     "LineTooLong",
     "NetworkError",
     "NoContent",

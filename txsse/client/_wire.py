@@ -1,4 +1,4 @@
-"""HTTP plumbing for the client: the default agent, request bodies, unread bodies."""
+"""HTTP plumbing for the client: the default agents, request bodies, unread bodies."""
 
 from __future__ import annotations
 
@@ -10,11 +10,23 @@ from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionP
 from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
+from txsse.client._http11 import HTTP11StreamAgent
 from txsse.client._types import TLSPolicy
 
 
 def make_agent(reactor: Any, tls: TLSPolicy | None = None) -> Any:
-    """The default agent: TLS verified, connections never kept for reuse.
+    """The default agent: txsse's own HTTP/1.1 client, a new connection per request.
+
+    :param reactor: the reactor to connect with.
+    :param tls: the TLS policy; by default :class:`BrowserLikePolicyForHTTPS`
+        (the system's trusted CAs, host name checked).
+    :returns: an :class:`~txsse.client._http11.HTTP11StreamAgent`.
+    """
+    return HTTP11StreamAgent(reactor, tls)
+
+
+def twisted_agent(reactor: Any, tls: TLSPolicy | None = None) -> Any:
+    """A ``twisted.web.client.Agent`` set up as a stream needs: TLS verified, no reuse.
 
     :param reactor: the reactor to connect with.
     :param tls: the TLS policy; by default :class:`BrowserLikePolicyForHTTPS`
@@ -75,4 +87,4 @@ def discard_body(response: Any) -> None:
     response.deliverBody(_Discard())
 
 
-__all__ = ["BytesProducer", "discard_body", "make_agent"]
+__all__ = ["BytesProducer", "discard_body", "make_agent", "twisted_agent"]
