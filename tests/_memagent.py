@@ -159,7 +159,9 @@ class MemoryAgent:
     """An ``IAgent`` that records requests for the test to answer."""
 
     def __init__(self, clock: Clock | None = None, per_read: bool = False) -> None:
-        """:param clock: the reactor's clock, turned after every body write.
+        """Record requests; answer them from the test.
+
+        :param clock: the reactor's clock, turned after every body write.
         :param per_read: body transports deliver per read (txsse's HTTP/1.1 client).
         """
         self.requests: list[MemoryRequest] = []
