@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
-from typing import NoReturn
+from collections.abc import Callable, Generator
+from typing import Any, Generic, NoReturn, TypeVar
 
 from twisted.internet.defer import Deferred, DeferredQueue
 from twisted.python.failure import Failure
 
 from txsse._event import Event
 from txsse.errors import StreamClosed
+
+_T = TypeVar("_T")
 
 
 class Pending(deque[Event]):
@@ -44,6 +46,30 @@ class EventQueue(DeferredQueue[Event]):
         result = super().get()
         self._taken()
         return result
+
+
+class Ready(Generic[_T]):
+    """An awaitable of a value that is already there: ``await`` returns it at once.
+
+    Cheaper than an already-fired ``Deferred`` (which also works, through
+    ``Deferred.__await__``): no callback list, no result checks; and it works in
+    any coroutine, Twisted's or asyncio's.
+
+    :param value: what ``await`` returns.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: _T) -> None:
+        self.value = value
+
+    def __await__(self) -> Generator[Any, None, _T]:
+        """Return the value without suspending.
+
+        :returns: the value.
+        """
+        return self.value
+        yield  # type: ignore[unreachable]  # a generator: awaiting it never suspends
 
 
 def end_iteration(failure: Failure) -> NoReturn:

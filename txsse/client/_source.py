@@ -35,7 +35,7 @@ from txsse._validate import check_url
 from txsse.client._backoff import DEFAULT_JITTER, ReconnectDelay
 from txsse.client._policy import Decision, StatusPolicy, header, resolve_policy
 from txsse.client._protocol import EventStreamProtocol
-from txsse.client._queue import EventQueue, end_iteration
+from txsse.client._queue import EventQueue, Ready, end_iteration
 from txsse.client._request import (
     DEFAULT_MAX_REDIRECTS,
     REDIRECT_STATUSES,
@@ -264,9 +264,6 @@ class EventSource(Service):
         self._tls = tls
         self._prepare = prepare
         self._queue = EventQueue(self._taken)
-        # Waiting next() calls are woken on the reactor's next turn, once for
-        # everything one network read delivered, never from inside the parser.
-        self._wakeup: DelayedCall | None = None
         # Whether next() must call _taken (paused for back-pressure, or draining).
         self._watch_taken = False
         self._listeners = Observers(None, _log)
@@ -351,17 +348,55 @@ class EventSource(Service):
         # The queue is empty: wait (no need to tell _taken, nothing was taken).
         return DeferredQueue.get(self._queue)
 
+    def next_batch(self, max_events: int | None = None) -> Deferred[list[Event]]:
+        """Every event queued now, in one list: one Deferred for a whole network read.
+
+        :param max_events: the most events returned; ``None`` for all of them.
+        :returns: a Deferred that fires with a non-empty list of events, in
+            order: at once with what is queued, or, when nothing is, as soon as
+            events arrive (with every event of that network read). It fails as
+            :meth:`next` does.
+        :raises ValueError: for a ``max_events`` below 1.
+        """
+        if max_events is not None and max_events < 1:
+            raise ValueError(f"max_events must be None or >= 1, not {max_events!r}")
+        pending = self._queue.pending
+        if pending and not self._queue.waiting:
+            return succeed(self._take_batch([], max_events))
+        return self.next().addCallback(lambda first: self._take_batch([first], max_events))
+
+    def _take_batch(self, batch: list[Event], max_events: int | None) -> list[Event]:
+        """Move queued events to ``batch`` (up to ``max_events`` in all) and return it."""
+        pending = self._queue.pending
+        room = len(pending) if max_events is None else max(max_events - len(batch), 0)
+        if room >= len(pending):
+            batch.extend(pending)
+            pending.clear()
+        else:
+            batch.extend(pending.popleft() for _ in range(room))
+        if self._watch_taken:
+            self._taken()
+        return batch
+
     def __aiter__(self) -> EventSource:
         """Iterate over the events with ``async for``; it ends when the source is closed."""
         return self
 
-    def __anext__(self) -> Deferred[Event]:
-        """The next event for ``async for`` (a Deferred: no coroutine per event).
+    def __anext__(self) -> Awaitable[Event]:
+        """The next event for ``async for``.
 
-        :returns: a Deferred that fires with the event, or fails with
-            ``StopAsyncIteration`` once the source is closed, or with the
-            :class:`~txsse.errors.ConnectionFailed` that stopped the source.
+        :returns: an awaitable of the event: a bare ready value when one is
+            queued (no Deferred per event), or else a Deferred that fires with
+            the event, or fails with ``StopAsyncIteration`` once the source is
+            closed, or with the :class:`~txsse.errors.ConnectionFailed` that
+            stopped the source.
         """
+        queue = self._queue
+        if queue.pending and not queue.waiting:
+            event = queue.pending.popleft()
+            if self._watch_taken:
+                self._taken()
+            return Ready(event)
         return self.next().addErrback(end_iteration)
 
     def add_listener(self, event_type: str, callback: Callable[[Event], object]) -> None:
@@ -666,8 +701,8 @@ class EventSource(Service):
             else:
                 pending.extend([item for item in items if item.__class__ is Event])
         queue = self._queue
-        if queue.waiting and queue.pending and self._wakeup is None:
-            self._wakeup = self._clock.callLater(0, self._wake)
+        if queue.waiting and queue.pending:
+            self._wake()  # the parse of this read is over: resume the consumer now
         size = self._queue_size
         if size and len(self._queue.pending) >= size and self._state is state:
             assert state.protocol is not None
@@ -697,9 +732,6 @@ class EventSource(Service):
 
     def _wake(self) -> None:
         """Hand queued events to the ``next()`` calls waiting for them, in order."""
-        wakeup, self._wakeup = self._wakeup, None
-        if wakeup is not None and wakeup.active():
-            wakeup.cancel()
         queue = self._queue
         waiting, pending = queue.waiting, queue.pending
         while waiting and pending:
