@@ -9,7 +9,7 @@ a separate process that writes a prepared response as fast as the socket takes
 it, with one HTTP chunk per event (as real servers flush), or (``--encodings
 plain``) without chunked coding (close-delimited body).
 
-Run it through ``benchmarks/run_client.sh`` (which builds ``benchmarks/.venv``
+Run it through ``benchmarks/run.sh client`` (which builds ``benchmarks/.venv``
 with the peers), or directly with that venv's python::
 
     benchmarks/.venv/bin/python benchmarks/bench_client.py [--quick] [--profile] [--repeat N]
@@ -171,9 +171,7 @@ def _source(url: str, reactor: object, agent: bool = False, **kw: object) -> obj
         from twisted.web.client import Agent, HTTPConnectionPool
 
         kw["agent"] = Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
-    return EventSource(
-        url, idle_timeout=None, reconnect_delay=60.0, max_reconnect_delay=60.0, **kw
-    )
+    return EventSource(url, idle_timeout=None, reconnect_delay=60.0, max_reconnect_delay=60.0, **kw)
 
 
 def run_txsse(url: str, count: int, event: bytes, agent: bool = False) -> int:
@@ -452,7 +450,7 @@ def report(workload: str, rates: dict[str, float]) -> None:
     """Print one workload's row and the comparison with the fastest peer."""
     event, _ = WORKLOADS[workload]
     cells = []
-    for client, rate in rates.items():
+    for rate in rates.values():
         mb = f" {rate * len(event) / 1e6:>5.0f}MB/s" if len(event) > 4096 else ""
         cells.append(f"{rate / 1000:>10.1f}k{mb}")
     print(f"{workload:<10} " + " ".join(cells), flush=True)

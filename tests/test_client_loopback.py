@@ -12,8 +12,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
 
-from tests._paths import PATHS, options_for
-from tests._sseserver import CutPlan, StreamServer
+from tests.helpers.paths import PATHS, options_for
+from tests.helpers.sseserver import CutPlan, StreamServer
 from txsse import Event, EventSource, ReadyState
 from txsse.errors import (
     ConnectTimeout,

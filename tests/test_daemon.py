@@ -12,7 +12,7 @@ import pytest
 from twisted.internet.task import Clock
 from twisted.logger import LogEvent
 
-from tests._memagent import MemoryAgent
+from tests.helpers.memagent import MemoryAgent
 from txsse import EventStreamParser
 from txsse.daemon._exit import EXIT_IO_ERROR, EXIT_SOFTWARE, EXIT_STREAM_FAILED
 from txsse.daemon._service import SSEDaemon
