@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from twisted.web.client import URI, ResponseDone, ResponseFailed
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 
+from tests.helpers.paths import PATHS, options_for
 from txsse import Event, EventSource
 from txsse.client._http11 import HTTP11StreamAgent, request_head
 from txsse.client._wire import BytesProducer
@@ -270,3 +272,27 @@ async def test_source_reads_identity_and_close_delimited(servers: list[RawServer
             await source.close()
         assert event == Event("one", id="1")
         assert isinstance(error, StreamEnded)
+
+
+@pytest.mark.parametrize("http_path", PATHS)
+@pytest_twisted.ensureDeferred
+async def test_gzip_stream_over_a_real_socket(servers: list[RawServer], http_path: str) -> None:
+    """A gzip-compressed chunked stream is decoded on both paths; identity was asked for."""
+    compressor = zlib.compressobj(wbits=31)
+    body = b"".join(
+        compressor.compress(b"id: %d\ndata: %d\n\n" % (n, n)) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        for n in range(1, 4)
+    )
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    server = RawServer(
+        HEAD + b"Content-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", chunked
+    )
+    servers.append(server)
+    source = EventSource(server.url, **options_for(http_path, reconnect_delay=30))
+    source.startService()
+    try:
+        events = [await source.next().addTimeout(TIMEOUT, reactor) for _ in range(3)]  # type: ignore[arg-type]
+    finally:
+        await source.close()
+    assert [e.data for e in events] == ["1", "2", "3"]
+    assert b"\r\nAccept-Encoding: identity\r\n" in server.requests[0]

@@ -112,6 +112,23 @@ class ContentTypeError(ConnectionFailed):
         self.url = url
 
 
+class ContentEncodingError(ConnectionFailed):
+    """The body is compressed with a coding txsse does not decode (only gzip and deflate).
+
+    :ivar coding: the ``Content-Encoding`` the server sent.
+    :ivar url: the URL that answered.
+    """
+
+    def __init__(self, coding: str, url: str) -> None:
+        super().__init__(
+            f"{url} sent its body with Content-Encoding {coding!r}, which txsse cannot decode "
+            "(only gzip and deflate): have the server (or the proxy in front of it) send the "
+            "stream uncompressed; txsse asks for that with Accept-Encoding: identity"
+        )
+        self.coding = coding
+        self.url = url
+
+
 class RedirectError(ConnectionFailed):
     """A redirect could not be followed (no ``Location``, too many hops, https to http)."""
 
@@ -159,6 +176,19 @@ class InvalidResponse(TransientError):
         self.detail = detail
 
 
+class DecompressionError(TransientError):
+    """A gzip or deflate body could not be decompressed (corrupt data); the source reconnects.
+
+    :ivar coding: the body's ``Content-Encoding``.
+    """
+
+    def __init__(self, coding: str, detail: str) -> None:
+        super().__init__(
+            f"the {coding} body of the event stream is corrupt ({detail}); the source reconnects"
+        )
+        self.coding = coding
+
+
 class StreamEnded(TransientError):
     """The server ended the response body; the source reconnects."""
 
@@ -176,7 +206,9 @@ __all__ = [
     "ChannelUnavailable",
     "ConnectTimeout",
     "ConnectionFailed",
+    "ContentEncodingError",
     "ContentTypeError",
+    "DecompressionError",
     "EventTooLarge",
     "HTTPStatusError",
     "IdleTimeout",

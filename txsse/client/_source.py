@@ -33,6 +33,7 @@ from txsse._parser import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_LENGTH, Event
 from txsse._reactor import GlobalClock, default_reactor
 from txsse._validate import check_url
 from txsse.client._backoff import DEFAULT_JITTER, ReconnectDelay
+from txsse.client._decoding import check_encoding, deliver_body
 from txsse.client._policy import Decision, StatusPolicy, header, resolve_policy
 from txsse.client._protocol import EventStreamProtocol
 from txsse.client._queue import EventQueue, Ready, end_iteration
@@ -681,6 +682,11 @@ class EventSource(Service):
             else:
                 self._fail(error)
             return
+        undecodable = check_encoding(response.headers, request.url)
+        if undecodable is not None:  # never compressed bytes to the parser
+            discard_body(response)
+            self._fail(undecodable)
+            return
         self._open(response, request)
 
     def _open(self, response: Response, request: RequestAttempt) -> None:
@@ -707,7 +713,7 @@ class EventSource(Service):
         if self._state is state:
             self._signals.emit("open", opened)
         if self._state is state:
-            response.deliverBody(protocol)
+            deliver_body(response, protocol)
         else:
             discard_body(response)
 
