@@ -57,7 +57,13 @@ from txsse.client._signals import (
     Signal,
 )
 from txsse.client._types import Agent, Clock, DelayedCall, Response, TLSPolicy
-from txsse.client._wire import BytesProducer, discard_body, make_agent
+from txsse.client._wire import (
+    BytesProducer,
+    TreqAgent,
+    TreqClient,
+    discard_body,
+    make_agent,
+)
 from txsse.errors import (
     ConnectionFailed,
     ConnectTimeout,
@@ -185,9 +191,12 @@ class EventSource(Service):
         to half; ``0`` turns the queue off (listeners only).
     :param reactor: the reactor (``IReactorTime``, and for the default agent
         ``IReactorTCP``/``IReactorSSL``); the global reactor by default.
-    :param agent: the ``IAgent`` requests go through; by default a
-        ``twisted.web.client.Agent`` with a non-persistent pool and TLS
-        verification.
+    :param agent: an ``IAgent`` requests go through (a proxy, HTTP/2, a test
+        agent); by default txsse's own HTTP/1.1 client, TLS verified, a new
+        connection per attempt.
+    :param client: a ``treq.HTTPClient`` requests go through instead (always
+        ``unbuffered=True``, redirects left to the source); give it an agent
+        over a non-persistent ``HTTPConnectionPool``.
     :param tls: the ``IPolicyForHTTPS`` of the default agent (see
         :func:`txsse.trust_certificate`); ignored when ``agent`` is given.
     :param prepare: called with a :class:`~txsse.RequestAttempt` before every
@@ -227,6 +236,7 @@ class EventSource(Service):
         queue_size: int | None = None,
         reactor: Any = None,
         agent: Agent | None = None,
+        client: TreqClient | None = None,
         tls: TLSPolicy | None = None,
         prepare: Prepare | None = None,
         max_redirects: int = DEFAULT_MAX_REDIRECTS,
@@ -281,7 +291,9 @@ class EventSource(Service):
         # source must not install the default reactor before the application picks one.
         self._reactor: Any = reactor
         self._clock: Clock = reactor if reactor is not None else GlobalClock()
-        self._agent = agent
+        if agent is not None and client is not None:
+            raise ValueError("give agent= or client=, not both")
+        self._agent = TreqAgent(client) if client is not None else agent
         self._tls = tls
         self._prepare = prepare
         self._queue = EventQueue(self._taken)

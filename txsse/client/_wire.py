@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
+from typing import Protocol as TypingProtocol
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import Protocol
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
-from twisted.web.iweb import IBodyProducer
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IAgent, IBodyProducer
 from zope.interface import implementer
 
 from txsse.client._http11 import HTTP11StreamAgent
@@ -36,6 +38,52 @@ def twisted_agent(reactor: Any, tls: TLSPolicy | None = None) -> Any:
     pool = HTTPConnectionPool(reactor, persistent=False)  # type: ignore[no-untyped-call]
     policy = tls or BrowserLikePolicyForHTTPS()  # type: ignore[no-untyped-call]
     return Agent(reactor, contextFactory=policy, pool=pool)  # type: ignore[no-untyped-call]
+
+
+class TreqClient(TypingProtocol):
+    """What the source uses of a ``treq.HTTPClient`` (or ``treq.testing.StubTreq``)."""
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Deferred[Any]: ...
+
+
+@implementer(IAgent)
+class TreqAgent:
+    """An ``IAgent`` over a ``treq.HTTPClient``: how the source sends requests with ``client=``.
+
+    Every request is ``unbuffered=True`` (otherwise treq keeps the whole endless
+    body in memory) and ``allow_redirects=False`` (the source follows redirects
+    itself, dropping credentials across origins); no ``timeout=`` (the source's
+    own timeouts apply).
+
+    :param client: the treq client.
+    """
+
+    def __init__(self, client: TreqClient) -> None:
+        self.client = client
+
+    def request(
+        self,
+        method: bytes,
+        uri: bytes,
+        headers: Headers | None = None,
+        bodyProducer: IBodyProducer | None = None,
+    ) -> Deferred[Any]:
+        """Send the request through the treq client.
+
+        :param method: the HTTP method.
+        :param uri: the URL, UTF-8.
+        :param headers: the request headers.
+        :param bodyProducer: the body, or ``None``.
+        :returns: treq's Deferred response (an ``IResponse``).
+        """
+        return self.client.request(
+            method.decode("ascii"),
+            uri.decode("utf-8"),
+            headers=headers,
+            data=bodyProducer,
+            unbuffered=True,
+            allow_redirects=False,
+        )
 
 
 @implementer(IBodyProducer)
@@ -87,4 +135,11 @@ def discard_body(response: Any) -> None:
     response.deliverBody(_Discard())
 
 
-__all__ = ["BytesProducer", "discard_body", "make_agent", "twisted_agent"]
+__all__ = [
+    "BytesProducer",
+    "TreqAgent",
+    "TreqClient",
+    "discard_body",
+    "make_agent",
+    "twisted_agent",
+]
