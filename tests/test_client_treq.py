@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -143,3 +145,13 @@ def test_agent_and_client_together_refused() -> None:
     """agent= and client= are two ways to send requests: giving both is a ValueError."""
     with pytest.raises(ValueError, match="not both"):
         EventSource(URL, agent=object(), client=object())  # type: ignore[arg-type]
+
+
+def test_docs_treq_example_runs() -> None:
+    """The StubTreq example in docs/client.md runs as written."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "client.md").read_text()
+    [block] = [b for b in re.findall(r"```python\n(.*?)```", text, re.DOTALL) if "StubTreq" in b]
+    namespace: dict[str, Any] = {}
+    exec(block, namespace)
+    namespace["source"].close()
+    assert namespace["clock"].getDelayedCalls() == []
