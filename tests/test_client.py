@@ -11,7 +11,16 @@ from twisted.internet.error import ConnectionRefusedError
 from twisted.python.failure import Failure
 
 from tests.helpers.harness import Harness, harness, results
-from txsse import Comment, Decision, Event, Opened, ReadyState, Reconnect, RequestAttempt
+from txsse import (
+    Comment,
+    Decision,
+    Event,
+    EventSource,
+    Opened,
+    ReadyState,
+    Reconnect,
+    RequestAttempt,
+)
 from txsse.client._backoff import FAILURE_FLOOR
 from txsse.errors import (
     ConnectionFailed,
@@ -869,12 +878,18 @@ def test_cancelled_next_loses_nothing(harness: Harness) -> None:
 # Back-pressure
 
 
+def filled(harness: Harness, queue_size: int, count: int) -> tuple[EventSource, Any]:
+    """A source with ``queue_size`` whose body received events 0 to ``count - 1``, one per read."""
+    source = harness.started(queue_size=queue_size)
+    body = harness.agent.last.respond()
+    for n in range(count):
+        body.write(b"data: %d\n\n" % n)
+    return source, body
+
+
 def test_back_pressure_pauses_and_resumes(harness: Harness) -> None:
     """With queue_size, a full queue pauses the body; consuming to half resumes it; none lost."""
-    source = harness.started(queue_size=4)
-    body = harness.agent.last.respond()
-    for n in range(10):
-        body.write(b"data: %d\n\n" % n)
+    source, body = filled(harness, 4, 10)
     assert body.paused
     assert len(source.queue.pending) == 4
     got: list[Any] = []
@@ -923,10 +938,7 @@ def test_next_batch_waits_for_a_whole_read(harness: Harness) -> None:
 
 def test_next_batch_resumes_a_paused_body(harness: Harness) -> None:
     """Taking a batch out of a full queue resumes reading (back-pressure)."""
-    source = harness.started(queue_size=4)
-    body = harness.agent.last.respond()
-    for n in range(6):
-        body.write(b"data: %d\n\n" % n)
+    source, body = filled(harness, 4, 6)
     assert body.paused
     [first] = results(source.next_batch())
     assert not body.paused

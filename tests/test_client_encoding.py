@@ -7,6 +7,7 @@ import zlib
 from typing import Any
 
 import pytest
+from twisted.internet.testing import StringTransport
 
 from tests.helpers.harness import Harness, harness, results
 from tests.helpers.memagent import EVENT_STREAM
@@ -142,19 +143,9 @@ def test_end_waits_for_the_paused_rest() -> None:
         def connectionLost(self, reason: Any) -> None:
             seen.append("end")
 
-    class Outer:
-        def pauseProducing(self) -> None:
-            pass
-
-        def resumeProducing(self) -> None:
-            pass
-
-        def stopProducing(self) -> None:
-            pass
-
     inner = Inner()
     decoder = DecodingProtocol("gzip", inner)
-    decoder.makeConnection(Outer())  # type: ignore[arg-type]
+    decoder.makeConnection(StringTransport())
     decoder.dataReceived(gzip.compress(b"x" * (PIECE + 10)))
     decoder.connectionLost()
     assert seen == [PIECE]
