@@ -21,8 +21,8 @@ from typing import Any
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from twisted.web.http_headers import Headers
+from twisted.web.iweb import IResponse
 
-from txsse.client._types import Response
 from txsse.errors import ContentEncodingError, DecompressionError
 
 #: The codings decoded (lower case).
@@ -60,7 +60,7 @@ def check_encoding(headers: Headers, url: str) -> ContentEncodingError | None:
     return None
 
 
-def deliver_body(response: Response, protocol: Any) -> None:
+def deliver_body(response: IResponse, protocol: Any) -> None:
     """``response.deliverBody(protocol)``, decoding a gzip or deflate body on the way.
 
     Call :func:`check_encoding` first: a coding that is not decoded here is
@@ -169,7 +169,7 @@ class DecodingProtocol(Protocol):
         transport: Any = self.transport
         if transport is not None:
             transport.stopProducing()
-        self._finish(Failure(error))  # type: ignore[no-untyped-call]
+        self._finish(Failure(error))
 
     # the inner protocol's transport
 

@@ -36,23 +36,17 @@ from twisted.web.client import (
 )
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import UNKNOWN_LENGTH, IAgent, IBodyProducer, IResponse
+from twisted.web.iweb import UNKNOWN_LENGTH, IAgent, IBodyProducer, IPolicyForHTTPS, IResponse
 from zope.interface import implementer
 
-from txsse.client._types import TLSPolicy
 from txsse.errors import InvalidResponse
 
 _DEFAULT_PORTS = ((b"http", 80), (b"https", 443))
 
 
-def _failure(error: BaseException) -> Failure:
-    """A ``Failure`` for ``error`` (typed wrapper)."""
-    return Failure(error)  # type: ignore[no-untyped-call]
-
-
 def _response_failed(reason: Failure) -> Failure:
     """A ``Failure`` of ``ResponseFailed([reason])``, Twisted's broken-body reason."""
-    return _failure(ResponseFailed([reason]))  # type: ignore[no-untyped-call]
+    return Failure(ResponseFailed([reason]))
 
 
 def _clean(value: bytes) -> bytes:
@@ -335,7 +329,7 @@ class _StreamClientProtocol(Protocol):
                 assert self._result is not None
                 self._result.body_data(body)
         if self._message_done or self._head_only:
-            self._end_body(_failure(ResponseDone("the response body ended")))
+            self._end_body(Failure(ResponseDone("the response body ended")))
             transport: Any = self.transport
             transport.loseConnection()
 
@@ -375,9 +369,9 @@ class _StreamClientProtocol(Protocol):
         """The server's answer is not valid HTTP/1.1: give up the connection."""
         error = InvalidResponse(detail)
         if self._result is None:
-            self._fail_response(_failure(error))
+            self._fail_response(Failure(error))
         else:
-            self._end_body(_response_failed(_failure(error)))
+            self._end_body(_response_failed(Failure(error)))
         self.stop()
 
     def _fail_response(self, failure: Failure) -> None:
@@ -416,7 +410,7 @@ class _StreamClientProtocol(Protocol):
         if self._result is None:
             if not self.response.called:
                 error = ResponseNeverReceived if not self._got_bytes else ResponseFailed
-                self.response.errback(_failure(error([reason])))  # type: ignore[no-untyped-call]
+                self.response.errback(Failure(error([reason])))
             return
         if self._result.ended:
             return
@@ -425,7 +419,7 @@ class _StreamClientProtocol(Protocol):
             self._result.body_data(b"".join(pieces))
             pieces.clear()
         if self._close_delimited and not self._stopped:
-            self._end_body(_failure(PotentialDataLoss()))
+            self._end_body(Failure(PotentialDataLoss()))
         else:
             self._end_body(_response_failed(reason))
 
@@ -440,9 +434,9 @@ class HTTP11StreamAgent:
         by default ``BrowserLikePolicyForHTTPS`` (system CAs, host name checked).
     """
 
-    def __init__(self, reactor: Any, tls: TLSPolicy | None = None) -> None:
+    def __init__(self, reactor: Any, tls: IPolicyForHTTPS | None = None) -> None:
         self._reactor = reactor
-        self._tls: TLSPolicy = tls or BrowserLikePolicyForHTTPS()  # type: ignore[no-untyped-call]
+        self._tls: IPolicyForHTTPS = tls or BrowserLikePolicyForHTTPS()
 
     def request(
         self,
@@ -462,7 +456,7 @@ class HTTP11StreamAgent:
             ``ResponseFailed``, :class:`~txsse.errors.InvalidResponse`, a
             connection error); cancelling it drops the connection.
         """
-        parsed = URI.fromBytes(uri)  # type: ignore[no-untyped-call]
+        parsed = URI.fromBytes(uri)
         if parsed.scheme not in (b"http", b"https"):
             return fail(ValueError(f"unsupported URL scheme {parsed.scheme!r}"))
         try:
@@ -478,7 +472,7 @@ class HTTP11StreamAgent:
             length = -1 if bodyProducer.length is UNKNOWN_LENGTH else int(bodyProducer.length)
         head = request_head(method, parsed, headers, length)
         protocol = _StreamClientProtocol(head, bodyProducer, method.upper() == b"HEAD")
-        connected: Deferred[object] = connectProtocol(endpoint, protocol)  # type: ignore[no-untyped-call]
+        connected: Deferred[object] = connectProtocol(endpoint, protocol)
         return connected.addCallback(lambda _: protocol.response)
 
 

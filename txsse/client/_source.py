@@ -25,8 +25,10 @@ from twisted.internet.defer import (
     fail,
     succeed,
 )
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.iweb import IAgent, IPolicyForHTTPS, IResponse
 
 from txsse._event import Comment, Event
 from txsse._parser import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_LENGTH, EventStreamParser
@@ -56,7 +58,6 @@ from txsse.client._signals import (
     Reconnect,
     Signal,
 )
-from txsse.client._types import Agent, Clock, DelayedCall, Response, TLSPolicy
 from txsse.client._wire import (
     BytesProducer,
     TreqAgent,
@@ -96,7 +97,7 @@ class _Connecting:
     """
 
     attempt: int
-    deferred: Deferred[tuple[Response, RequestAttempt]] | None = None
+    deferred: Deferred[tuple[IResponse, RequestAttempt]] | None = None
     in_hook: bool = False
 
 
@@ -119,7 +120,7 @@ class _Open:
     opened_at: float = 0.0
     delivered: bool = False
     last_data: float = 0.0
-    idle: DelayedCall | None = None
+    idle: IDelayedCall | None = None
     #: Relays a chunk's items to the source (a partial: this is the hot path).
     items_received: Callable[[Sequence[Event | Comment]], None] = field(init=False)
 
@@ -142,7 +143,7 @@ class _Waiting:
     :ivar call: the scheduled reconnection.
     """
 
-    call: DelayedCall
+    call: IDelayedCall
 
 
 @dataclass
@@ -155,7 +156,7 @@ class _Stopped:
     """
 
     error: SSEError
-    drain: DelayedCall | None = None
+    drain: IDelayedCall | None = None
     drained: list[Deferred[None]] = field(default_factory=list)
 
 
@@ -234,10 +235,10 @@ class EventSource(Service):
         idle_timeout: float | None = 300.0,
         policy: str | StatusPolicy = "resilient",
         queue_size: int | None = None,
-        reactor: Any = None,
-        agent: Agent | None = None,
+        reactor: IReactorTime | None = None,
+        agent: IAgent | None = None,
         client: TreqClient | None = None,
-        tls: TLSPolicy | None = None,
+        tls: IPolicyForHTTPS | None = None,
         prepare: Prepare | None = None,
         max_redirects: int = DEFAULT_MAX_REDIRECTS,
         reset_backoff_after: float = 60.0,
@@ -289,11 +290,11 @@ class EventSource(Service):
         self._max_event_size = max_event_size
         # The global reactor is looked up when the source starts, not now: constructing a
         # source must not install the default reactor before the application picks one.
-        self._reactor: Any = reactor
-        self._clock: Clock = reactor if reactor is not None else GlobalClock()
+        self._reactor = reactor
+        self._clock: IReactorTime = reactor if reactor is not None else GlobalClock()
         if agent is not None and client is not None:
             raise ValueError("give agent= or client=, not both")
-        self._agent = TreqAgent(client) if client is not None else agent
+        self._agent: IAgent | None = TreqAgent(client) if client is not None else agent
         self._tls = tls
         self._prepare = prepare
         self._queue = EventQueue(self._taken)
@@ -592,14 +593,12 @@ class EventSource(Service):
         attempt = Deferred.fromCoroutine(self._request(state))
         state.deferred = attempt
         if self._connect_timeout is not None:
-            attempt.addTimeout(
-                self._connect_timeout, cast(Any, self._clock), onTimeoutCancel=self._timed_out
-            )
+            attempt.addTimeout(self._connect_timeout, self._clock, onTimeoutCancel=self._timed_out)
         attempt.addCallbacks(
             self._responded, self._attempt_failed, callbackArgs=(state,), errbackArgs=(state,)
         )
 
-    async def _request(self, state: _Connecting) -> tuple[Response, RequestAttempt]:
+    async def _request(self, state: _Connecting) -> tuple[IResponse, RequestAttempt]:
         """Send the request, following redirects, until a final response."""
         state.in_hook = True  # the body factory and the prepare hook are the caller's code
         request = build_attempt(
@@ -614,7 +613,7 @@ class EventSource(Service):
         state.in_hook = False
         agent = self._agent
         if agent is None:
-            agent = self._agent = make_agent(self._reactor, self._tls)
+            agent = self._agent = make_agent(default_reactor(self._reactor), self._tls)
         hops = 0
         while True:
             _log.debug(
@@ -624,7 +623,7 @@ class EventSource(Service):
                 attempt=state.attempt,
             )
             producer = BytesProducer(request.body) if request.body is not None else None
-            response: Response = await agent.request(
+            response: IResponse = await agent.request(
                 request.method.encode("ascii"),
                 request.url.encode("utf-8"),
                 request.twisted_headers(),
@@ -669,7 +668,7 @@ class EventSource(Service):
             error = NetworkError(self._url, error)
         self._reconnect_later(error)
 
-    def _responded(self, result: tuple[Response, RequestAttempt], state: _Connecting) -> None:
+    def _responded(self, result: tuple[IResponse, RequestAttempt], state: _Connecting) -> None:
         """A final response arrived: ask the policy what to do with it."""
         response, request = result
         if self._state is not state:
@@ -701,7 +700,7 @@ class EventSource(Service):
             return
         self._open(response, request)
 
-    def _open(self, response: Response, request: RequestAttempt) -> None:
+    def _open(self, response: IResponse, request: RequestAttempt) -> None:
         """Open the stream on ``response``."""
         now = self._clock.seconds()
         state = _Open(self, request.url, opened_at=now, last_data=now)

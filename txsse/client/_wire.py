@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 from typing import Protocol as TypingProtocol
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IConsumer, IPushProducer, IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgent, IBodyProducer
+from twisted.web.iweb import IAgent, IBodyProducer, IPolicyForHTTPS, IResponse
 from zope.interface import implementer
 
 from txsse.client._http11 import HTTP11StreamAgent
-from txsse.client._types import TLSPolicy
 
 
-def make_agent(reactor: Any, tls: TLSPolicy | None = None) -> Any:
+def make_agent(reactor: IReactorTime, tls: IPolicyForHTTPS | None = None) -> IAgent:
     """The default agent: txsse's own HTTP/1.1 client, a new connection per request.
 
-    :param reactor: the reactor to connect with.
+    :param reactor: the reactor to connect with (also an ``IReactorTCP`` and,
+        for ``https``, TLS-capable).
     :param tls: the TLS policy; by default :class:`BrowserLikePolicyForHTTPS`
         (the system's trusted CAs, host name checked).
     :returns: an :class:`~txsse.client._http11.HTTP11StreamAgent`.
@@ -27,17 +28,18 @@ def make_agent(reactor: Any, tls: TLSPolicy | None = None) -> Any:
     return HTTP11StreamAgent(reactor, tls)
 
 
-def twisted_agent(reactor: Any, tls: TLSPolicy | None = None) -> Any:
+def twisted_agent(reactor: IReactorTime, tls: IPolicyForHTTPS | None = None) -> IAgent:
     """A ``twisted.web.client.Agent`` set up as a stream needs: TLS verified, no reuse.
 
-    :param reactor: the reactor to connect with.
+    :param reactor: the reactor to connect with (also an ``IReactorTCP`` and,
+        for ``https``, an ``IReactorSSL``).
     :param tls: the TLS policy; by default :class:`BrowserLikePolicyForHTTPS`
         (the system's trusted CAs, host name checked).
     :returns: a ``twisted.web.client.Agent``.
     """
-    pool = HTTPConnectionPool(reactor, persistent=False)  # type: ignore[no-untyped-call]
-    policy = tls or BrowserLikePolicyForHTTPS()  # type: ignore[no-untyped-call]
-    return Agent(reactor, contextFactory=policy, pool=pool)  # type: ignore[no-untyped-call]
+    pool = HTTPConnectionPool(reactor, persistent=False)
+    policy = tls or BrowserLikePolicyForHTTPS()
+    return Agent(reactor, contextFactory=policy, pool=pool)
 
 
 class TreqClient(TypingProtocol):
@@ -97,7 +99,7 @@ class BytesProducer:
         self._body = body
         self.length = len(body)
 
-    def startProducing(self, consumer: Any) -> Deferred[None]:
+    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
         """Write the whole body.
 
         :param consumer: where to write it.
@@ -120,14 +122,13 @@ class _Discard(Protocol):
     """Drop a body at once by closing its connection."""
 
     def connectionMade(self) -> None:
-        transport: Any = self.transport
-        transport.stopProducing()
+        cast(IPushProducer, self.transport).stopProducing()
 
     def connectionLost(self, reason: object = None) -> None:
         """The body is gone; nothing to do."""
 
 
-def discard_body(response: Any) -> None:
+def discard_body(response: IResponse) -> None:
     """Throw away a response body we will not read, closing its connection.
 
     :param response: the response.
