@@ -1114,10 +1114,10 @@ def test_waiting_consumer_is_woken_once_per_turn(harness: Harness) -> None:
     body = harness.agent.last.respond()
     first = results(source.next())
     body.protocol.dataReceived(b"data: 1\n\ndata: 2\n\n")
-    if harness.per_read:  # txsse's HTTP client: parsed and delivered during the read
+    if harness.http11:  # txsse's HTTP client: parsed and delivered during the read
         assert first == [Event("1")]
     body.protocol.dataReceived(b"data: 3\n\n")
-    if not harness.per_read:  # the Agent path: nothing runs inside the network read
+    if not harness.http11:  # the Agent path: nothing runs inside the network read
         assert first == []
     harness.clock.advance(0)
     assert first == [Event("1")]

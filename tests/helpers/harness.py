@@ -20,12 +20,12 @@ class Harness:
     clock: Clock = field(default_factory=Clock)
     agent: MemoryAgent = field(init=False)
     sources: list[EventSource] = field(default_factory=list)
-    #: Deliver body writes as txsse's HTTP/1.1 client does (parsed at once), not
-    #: as Twisted's Agent (parsed on the reactor's next turn).
-    per_read: bool = False
+    #: Answer through txsse's own HTTP/1.1 client protocol (the default path)
+    #: instead of a response object as an ``agent=`` gives.
+    http11: bool = False
 
     def __post_init__(self) -> None:
-        self.agent = MemoryAgent(self.clock, per_read=self.per_read)
+        self.agent = MemoryAgent(self.clock, http11=self.http11)
 
     def source(self, url: str = "http://example.test/events", **kw: Any) -> EventSource:
         """An EventSource on the clock and agent, no jitter unless asked."""
@@ -64,7 +64,7 @@ def results(d: Any) -> list[Any]:
 @pytest.fixture(params=["agent", "http11"])
 def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
     """A Harness, once per delivery path; after the test, checks no timer leaked."""
-    h = Harness(per_read=request.param == "http11")
+    h = Harness(http11=request.param == "http11")
     yield h
     for source in h.sources:
         source.close()
