@@ -186,6 +186,7 @@ class EventSource(Service):
             stopped=self._stopped,
         )
         self._delivery = self._machine.delivery
+        self._queue = self._delivery.queue
         self._queue_off = queue_size == 0
 
     def __repr__(self) -> str:
@@ -285,7 +286,10 @@ class EventSource(Service):
             closed, or with the :class:`~txsse.errors.ConnectionFailed` that
             stopped the source.
         """
-        queue = self._delivery.queue
+        queue = self._queue
+        pending = queue.pending
+        if pending and not queue.waiting and not queue.watched:  # the hot path: no calls
+            return Ready(pending.popleft())
         if queue.ready():
             return Ready(queue.take())
         return self.next().addErrback(end_iteration)
