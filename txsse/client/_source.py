@@ -808,10 +808,12 @@ class EventSource(Service):
         """Record, log and signal an error."""
         self._wake()  # events that arrived before the error come first
         self.last_error = error
+        # Most errors name the URL already: say it once.
+        text = "{error}" if self._url in str(error) else "Event stream {url}: {error}"
         if isinstance(error, StreamEnded):
-            _log.info("Event stream {url}: {error}", url=self._url, error=error)
+            _log.info(text, url=self._url, error=error)
         else:
-            _log.warn("Event stream {url}: {error}", url=self._url, error=error)
+            _log.warn(text, url=self._url, error=error)
         self._signals.emit("error", error)
 
     def _when_drained(self, state: _Stopped) -> Deferred[None]:
