@@ -8,7 +8,7 @@ measurement, each run once), with these clients:
 - ``txsse-blocking``: ``txsse.blocking.EventSource``, a plain thread calling ``next()``;
 - ``sseclient-py`` and ``httpx-sse``: the usual blocking peers.
 
-Run it through ``benchmarks/run_blocking.sh`` (builds ``benchmarks/.venv``), or::
+Run it through ``benchmarks/run.sh blocking`` (builds ``benchmarks/.venv``), or::
 
     benchmarks/.venv/bin/python benchmarks/bench_blocking.py [--quick]
 """

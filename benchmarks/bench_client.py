@@ -7,7 +7,7 @@ that only counts bytes. The server is a separate process that writes a prepared
 response as fast as the socket takes it, either with one HTTP chunk per event
 (as real servers flush) or without chunked coding (close-delimited body).
 
-Run it through ``benchmarks/run_client.sh`` (which builds ``benchmarks/.venv``
+Run it through ``benchmarks/run.sh client`` (which builds ``benchmarks/.venv``
 with the peers), or directly with that venv's python::
 
     benchmarks/.venv/bin/python benchmarks/bench_client.py [--quick] [--profile] [--repeat N]

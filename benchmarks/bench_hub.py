@@ -11,7 +11,7 @@ Scenarios (one run, printed side by side):
   Redis backend,  1 hub process
   Redis backend,  2 hub processes (subscribers split, publishes alternate)
 
-Usage: benchmarks/run_hub.sh [--subscribers 1000]
+Usage: benchmarks/run.sh hub [--subscribers 1000]
        [--latency-events 30] [--throughput-events 300] [--in-flight 10]
 Needs txsse[redis] in the venv and redis-server on the PATH.
 """

@@ -14,7 +14,7 @@ Measured per server and N:
   delivered events per second over all of them;
 * server CPU (user + system, from /proc) per delivered event.
 
-Usage: benchmarks/run_server.sh [--sizes 100,1000,10000] [--only txsse,aiohttp-sse]
+Usage: benchmarks/run.sh server [--sizes 100,1000,10000] [--only txsse,aiohttp-sse]
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tests._loopback import LoopbackServer
+from tests.helpers.blocking_server import LoopbackServer
+from tests.helpers.waiting import block_until
 from txsse import Event, ReadyState
 from txsse._blocking import reactor_thread
 from txsse.blocking import EventSource, shutdown
@@ -97,7 +98,7 @@ def test_close_from_another_thread_wakes_next(server: LoopbackServer) -> None:
     with pytest.raises(StreamClosed):
         source.next(timeout=WAIT)
     assert list(source) == []
-    server.wait_for(lambda: server.clients() == 0)
+    block_until(lambda: server.clients() == 0)
 
 
 def test_timeout_raises_and_loses_nothing(server: LoopbackServer) -> None:
@@ -117,7 +118,7 @@ def test_reconnects_with_last_event_id(server: LoopbackServer) -> None:
         server.send(b"id: 7\ndata: x\n\n")
         assert source.next(timeout=WAIT).id == "7"
         server.end_streams()
-        server.wait_for(lambda: len(server.resource.requests) == 2 and server.clients() == 1)
+        block_until(lambda: len(server.resource.requests) == 2 and server.clients() == 1)
         assert server.resource.requests[1]["last-event-id"] == "7"
         server.send(b"data: y\n\n")
         assert source.next(timeout=WAIT).data == "y"
@@ -197,7 +198,7 @@ def test_ctrl_c_interrupts_a_waiting_next() -> None:
     script = textwrap.dedent(
         """
         import sys
-        from tests._loopback import LoopbackServer
+        from tests.helpers.blocking_server import LoopbackServer
         from txsse._blocking import reactor_thread
         from txsse.blocking import EventSource
         server = LoopbackServer(reactor_thread())
@@ -245,7 +246,7 @@ def test_forgotten_source_is_closed(server: LoopbackServer) -> None:
     assert server.clients() == 1
     del source
     gc.collect()
-    server.wait_for(lambda: server.clients() == 0)
+    block_until(lambda: server.clients() == 0)
 
 
 def test_shutdown_wakes_waiters_and_a_new_thread_starts() -> None:
@@ -297,7 +298,7 @@ def test_close_forgets_events_already_fetched(server: LoopbackServer) -> None:
     with EventSource(server.url) as source:
         source.when_open(timeout=WAIT)
         server.send(b"data: 1\n\ndata: 2\n\ndata: 3\n\n")
-        server.wait_for(lambda: len(source._source.queue.pending) == 3)
+        block_until(lambda: len(source._source.queue.pending) == 3)
         assert source.next(timeout=WAIT).data == "1"
         source.close()
         with pytest.raises(StreamClosed):
@@ -312,6 +313,6 @@ def test_restart_reconnects_at_once(server: LoopbackServer) -> None:
         assert source.next(timeout=WAIT).id == "a"
         assert source.reconnect_delay == 20.0
         source.restart()
-        server.wait_for(lambda: len(server.resource.requests) == 2 and server.clients() == 1)
+        block_until(lambda: len(server.resource.requests) == 2 and server.clients() == 1)
         assert server.resource.requests[1]["last-event-id"] == "a"
         assert source.last_error is None

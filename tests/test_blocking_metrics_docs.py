@@ -2,40 +2,29 @@
 
 from __future__ import annotations
 
-import re
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest_twisted
 from prometheus_client import CollectorRegistry
 
-from tests._loopback import LoopbackServer
-from tests.test_metrics_http import free_port, get, scrape, scrape_until
+from tests.helpers.blocking_server import LoopbackServer
+from tests.helpers.docs import runnable_example
+from tests.helpers.metrics import get, scrape, scrape_until
+from tests.helpers.system import free_port
+from tests.helpers.waiting import block_until
 from txsse._blocking import reactor_thread
-
-DOCS = Path(__file__).parent.parent / "docs"
-
-
-def example(page: str) -> dict[str, Any]:
-    """Execute the Python block under "A runnable example" of ``page`` as a module."""
-    text = (DOCS / page).read_text()
-    block = re.search(r"## A runnable example.*?```python\n(.*?)```", text, re.S)
-    assert block is not None, f"docs/{page} lost its runnable example"
-    namespace: dict[str, Any] = {"__name__": "docs_example"}
-    exec(compile(block.group(1), str(DOCS / page), "exec"), namespace)
-    return namespace
 
 
 def test_blocking_example_tails_a_stream() -> None:
     """tail() from docs/blocking.md returns the first events of a real loopback stream."""
-    tail = example("blocking.md")["tail"]
+    tail = runnable_example("blocking.md")["tail"]
     server = LoopbackServer(reactor_thread())
     got: list[list[str]] = []
     reader = threading.Thread(target=lambda: got.append(tail(server.url, 2, timeout=10)))
     try:
         reader.start()
-        server.wait_for(lambda: server.clients() == 1)
+        block_until(lambda: server.clients() == 1)
         server.send(b"data: first\n\nid: 2\ndata: second\n\ndata: third\n\n")
         reader.join(10)
     finally:
@@ -45,7 +34,7 @@ def test_blocking_example_tails_a_stream() -> None:
 
 def test_blocking_example_reports_refusals(capsys: Any) -> None:
     """tail() from docs/blocking.md reports a refused stream instead of crashing."""
-    tail = example("blocking.md")["tail"]
+    tail = runnable_example("blocking.md")["tail"]
     server = LoopbackServer(reactor_thread())
     try:
         assert tail(server.url_for("/status/204"), 1, timeout=10) == []
@@ -57,7 +46,7 @@ def test_blocking_example_reports_refusals(capsys: Any) -> None:
 @pytest_twisted.ensureDeferred
 async def test_metrics_example_serves_counts() -> None:
     """make_service/make_client from docs/metrics.md: /metrics counts both sides."""
-    namespace = example("metrics.md")
+    namespace = runnable_example("metrics.md")
     registry = CollectorRegistry()
     port = free_port()
     service, channel = namespace["make_service"](port, registry)

@@ -10,8 +10,9 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.error import ConnectionRefusedError
 from twisted.python.failure import Failure
 
-from tests._harness import Harness, harness, results
+from tests.helpers.harness import Harness, harness, results
 from txsse import Comment, Decision, Event, Opened, ReadyState, Reconnect, RequestAttempt
+from txsse.client._backoff import FAILURE_FLOOR
 from txsse.errors import (
     ConnectionFailed,
     ConnectTimeout,
@@ -220,6 +221,54 @@ def test_redirect_elsewhere_drops_credentials(harness: Harness) -> None:
     assert harness.agent.last.header("Authorization") == "Bearer secret"
     harness.agent.last.respond(302, {"Location": "https://other.test/"})
     assert harness.agent.last.header("Authorization") is None
+
+
+def test_https_to_http_redirect_refused(harness: Harness) -> None:
+    """A redirect from https to plain http fails the source with RedirectError by default."""
+    source = harness.started("https://example.test/events", headers={"X-Key": "k"})
+    got = results(source.next())
+    harness.agent.last.respond(302, {"Location": "http://example.test/events"})
+    assert source.ready_state == ReadyState.CLOSED
+    assert failed_with(got, RedirectError)
+    assert "allow_insecure_redirect" in str(source.last_error)
+    assert len(harness.agent.requests) == 1
+
+
+def test_https_to_http_redirect_allowed_on_request(harness: Harness) -> None:
+    """allow_insecure_redirect=True follows it, without the credentials (another origin)."""
+    source = harness.started(
+        "https://example.test/events",
+        headers={"Authorization": "Bearer secret"},
+        allow_insecure_redirect=True,
+    )
+    harness.agent.last.respond(302, {"Location": "http://example.test/events"})
+    assert harness.agent.last.url == "http://example.test/events"
+    assert harness.agent.last.header("Authorization") is None
+    harness.agent.last.respond()
+    assert source.ready_state == ReadyState.OPEN
+
+
+def test_sensitive_headers_dropped_across_origins(harness: Harness) -> None:
+    """sensitive_headers follow same-origin redirects and are dropped on cross-origin ones."""
+    harness.started(
+        sensitive_headers=["x-api-key"],
+        headers={"X-Api-Key": "k", "Cookie": "c=1", "Proxy-Authorization": "p", "X-Other": "o"},
+    )
+    harness.agent.last.respond(307, {"Location": "/same-origin"})
+    assert harness.agent.last.header("X-Api-Key") == "k"
+    harness.agent.last.respond(307, {"Location": "http://example.test:8080/other-port"})
+    request = harness.agent.last
+    dropped = ("X-Api-Key", "Cookie", "Proxy-Authorization")
+    assert [request.header(name) for name in dropped] == [None, None, None]
+    assert request.header("X-Other") == "o"
+
+
+def test_sensitive_headers_must_be_names() -> None:
+    """A single string (a common slip) or a non-string name raises TypeError."""
+    with pytest.raises(TypeError):
+        Harness().source(URL, sensitive_headers="X-Api-Key")
+    with pytest.raises(TypeError):
+        Harness().source(URL, sensitive_headers=[b"X-Api-Key"])
 
 
 @pytest.mark.parametrize("headers", [{}, {"Location": ""}, {"Location": "  "}])
@@ -433,6 +482,71 @@ def test_short_lived_streams_keep_growing(harness: Harness) -> None:
     assert [r.delay for _, r in seen] == [1.0, 2.0, 4.0]
 
 
+@pytest.mark.parametrize("how", ["reconnect_delay=0", "retry: 0"])
+def test_zero_reconnection_time_still_backs_off(harness: Harness, how: str) -> None:
+    """With a reconnection time of 0, failures still wait, growing from the floor."""
+    source = harness.started(reconnect_delay=0.0 if how == "reconnect_delay=0" else 3.0)
+    seen = harness.record(source, "reconnect")
+    if how == "retry: 0":
+        body = harness.agent.last.respond()
+        body.write(b"retry: 0\n\n")
+        body.finish()  # opened and ended without an event: a failure
+        harness.clock.advance(seen[-1][1].delay)
+    for _ in range(6):
+        harness.agent.last.fail(ConnectionRefusedError())
+        harness.clock.advance(seen[-1][1].delay)
+    assert [r.delay for _, r in seen][:6] == [FAILURE_FLOOR * 2**n for n in range(6)]
+
+
+def test_retry_zero_after_events_reconnects_at_once(harness: Harness) -> None:
+    """retry: 0 is honoured after a healthy stream: the next reconnection waits nothing."""
+    source = harness.started()
+    seen = harness.record(source, "reconnect")
+    body = harness.agent.last.respond()
+    body.write(b"retry: 0\ndata: x\n\n")
+    body.finish()
+    assert seen[-1][1].delay == 0.0
+    harness.clock.advance(0)
+    assert len(harness.agent.requests) == 2
+
+
+def test_jitter_only_lengthens_the_server_retry(harness: Harness) -> None:
+    """Jitter never shortens retry: 1500; it adds up to jitter * 1.5 s."""
+    for draw, expected in ((0.0, 1.5), (0.5, 1.65), (0.999, 1.5 + 0.3 * 0.999)):
+        source = harness.started(jitter=0.2, random=lambda draw=draw: draw)
+        seen = harness.record(source, "reconnect")
+        body = harness.agent.last.respond()
+        body.write(b"retry: 1500\ndata: x\n\n")
+        body.finish()
+        assert seen[0][1].delay == pytest.approx(expected)
+        source.close()
+
+
+def test_streams_that_delivered_events_do_not_grow_the_delay(harness: Harness) -> None:
+    """A server that ends healthy streams on purpose (after some events) keeps the base delay."""
+    source = harness.started(reconnect_delay=1.0)
+    seen = harness.record(source, "reconnect")
+    for _ in range(4):
+        body = harness.agent.last.respond()
+        body.write(b"data: a\n\n" * 300)
+        body.finish()
+        harness.clock.advance(seen[-1][1].delay)
+    assert [(r.attempt, r.delay) for _, r in seen] == [(1, 1.0)] * 4
+
+
+def test_failures_after_a_healthy_stream_grow_again(harness: Harness) -> None:
+    """After a healthy stream, failed attempts grow the delay again from the base."""
+    source = harness.started(reconnect_delay=1.0)
+    seen = harness.record(source, "reconnect")
+    body = harness.agent.last.respond()
+    body.write(b"data: a\n\n")
+    body.finish()
+    for _ in range(3):
+        harness.clock.advance(seen[-1][1].delay)
+        harness.agent.last.fail(ConnectionRefusedError())
+    assert [(r.attempt, r.delay) for _, r in seen] == [(1, 1.0), (2, 1.0), (3, 2.0), (4, 4.0)]
+
+
 def test_server_retry_sets_base(harness: Harness) -> None:
     """The server's retry: replaces the base delay of the next reconnection."""
     source = harness.started(reconnect_delay=3.0)
@@ -464,12 +578,13 @@ def test_huge_server_retry_capped(harness: Harness) -> None:
 
 
 def test_jitter_stays_within_bounds(harness: Harness) -> None:
-    """With the default jitter the first reconnection waits the base within 25 %."""
-    for _ in range(20):
-        source = harness.started(reconnect_delay=4.0, jitter=0.2)
+    """With the default jitter a reconnection waits the delay plus at most 20 %."""
+    draws = iter([0.0, 0.25, 0.5, 0.75, 0.999])
+    for _ in range(5):
+        source = harness.started(reconnect_delay=4.0, jitter=0.2, random=lambda: next(draws))
         seen = harness.record(source, "reconnect")
         open_then_end(harness)
-        assert 3.0 <= seen[0][1].delay <= 5.0
+        assert 4.0 <= seen[0][1].delay < 4.8
         source.close()
 
 

@@ -16,7 +16,7 @@ SCRIPT = textwrap.dedent(
     asyncioreactor.install()
     from twisted.internet import reactor, task, defer
     from twisted.web import server
-    from tests._sseserver import ScriptedResource, StreamServer
+    from tests.helpers.sseserver import ScriptedResource, StreamServer
     from txsse import EventSource
 
     async def main():

@@ -12,7 +12,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
 
-from tests._sseserver import CutPlan, StreamServer
+from tests.helpers.sseserver import CutPlan, StreamServer
 from txsse import Event, EventSource, ReadyState
 from txsse.errors import (
     ConnectTimeout,

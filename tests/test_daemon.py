@@ -11,8 +11,8 @@ import pytest
 from twisted.internet.task import Clock
 from twisted.logger import LogEvent
 
-from tests._memagent import MemoryAgent
-from tests.test_daemon_output import Full
+from tests.helpers.memagent import MemoryAgent
+from tests.helpers.system import Full
 from txsse import EventStreamParser
 from txsse.daemon._exit import EXIT_IO_ERROR, EXIT_SOFTWARE, EXIT_STREAM_FAILED
 from txsse.daemon._service import SSEDaemon

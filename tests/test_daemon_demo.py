@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest_twisted
-from twisted.internet import reactor
-from twisted.internet.task import deferLater
 from twisted.internet.testing import MemoryReactorClock
 
-from tests._memagent import MemoryAgent
+from tests.helpers.memagent import MemoryAgent
+from tests.helpers.waiting import until
 from txsse import EventStreamParser
 from txsse.daemon._demo import DemoService, demo_event
 from txsse.daemon._service import SSEDaemon
@@ -57,10 +55,9 @@ async def test_demo_in_process(tmp_path: Path) -> None:
     demo = DemoService(daemon, interval=0.02)
     demo.startService()
     try:
-        deadline = time.monotonic() + 30
-        while len(EventStreamParser().feed(out.read_bytes())) < 6:
-            assert time.monotonic() < deadline, "no demo events within 30 s"
-            await deferLater(reactor, 0.02, lambda: None)
+        await until(
+            lambda: len(EventStreamParser().feed(out.read_bytes())) >= 6, "6 demo events", 30
+        )
     finally:
         await demo.stopService()
     events = EventStreamParser().feed(out.read_bytes())

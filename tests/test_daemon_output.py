@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import errno
 import io
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.helpers.system import Full
 from txsse import Event, EventStreamParser
 from txsse.daemon._output import EventWriter, encode_json
 
@@ -124,23 +123,6 @@ def test_unwritable(tmp_path: Path) -> None:
     """An output that cannot be opened raises OSError at once."""
     with pytest.raises(OSError):
         EventWriter(str(tmp_path / "missing" / "out"), "json")
-
-
-class Full:
-    """A file on a disk that fills up: a write fails with ENOSPC (after storing half, if asked)."""
-
-    def __init__(self, real: Any, *, half_first: bool = False) -> None:
-        self._real = real
-        self._half_first = half_first
-
-    def write(self, data: Any) -> int:
-        if not self._half_first:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        self._half_first = False
-        return int(self._real.write(bytes(data)[: len(data) // 2]))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
 
 
 @pytest.mark.parametrize(("output_format", "durable"), [("json", False), ("sse", True)])

@@ -8,36 +8,25 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.task import deferLater
 from twisted.web.pages import notFound
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
+from tests.helpers.system import TWISTD
+from tests.helpers.waiting import until
 from txsse import Event, EventStreamParser, format_event
 from txsse.daemon._output import encode_json
 
 pytestmark = pytest.mark.slow
 
-TWISTD = str(Path(sys.executable).parent / "twistd")
 TIMEOUT = 30.0
-
-
-async def wait_for(condition: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> Any:
-    """Let the reactor run until ``condition()`` is true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await deferLater(reactor, 0.02, lambda: None)
-    return result
 
 
 class Stream(Resource):
@@ -97,7 +86,7 @@ class Server:
     async def stop(self) -> None:
         await self.port.stopListening()
         self.stream.drop_all()
-        await wait_for(lambda: not self.stream.open, "connections to close")
+        await until(lambda: not self.stream.open, "connections to close", TIMEOUT)
 
     def start(self) -> None:
         self.port = reactor.listenTCP(self.number, self.site, interface="127.0.0.1")
@@ -152,7 +141,9 @@ class Daemon:
         return [line["id"] for line in self.lines()]
 
     async def until_ids(self, *ids: str) -> None:
-        await wait_for(lambda: self.ids()[-len(ids) :] == list(ids), f"ids {ids} in the output")
+        await until(
+            lambda: self.ids()[-len(ids) :] == list(ids), f"ids {ids} in the output", TIMEOUT
+        )
 
     def saved(self) -> str:
         return json.loads(self.state.read_text())["last_event_id"]  # type: ignore[no-any-return]
@@ -165,7 +156,7 @@ class Daemon:
     async def exited(self) -> int:
         assert self.proc is not None
         proc = self.proc
-        return await wait_for(lambda: proc.poll() is not None, "the daemon to exit") and (
+        return await until(lambda: proc.poll() is not None, "the daemon to exit", TIMEOUT) and (
             proc.returncode
         )
 
@@ -220,13 +211,13 @@ async def test_writes_events_as_json_lines(server: Server, daemon: Daemon) -> No
 async def test_server_restart_resumes_with_last_event_id(server: Server, daemon: Daemon) -> None:
     """After a server restart the daemon reconnects with Last-Event-ID and misses nothing."""
     daemon.consume(server.url)
-    await wait_for(lambda: server.stream.open, "the daemon to connect")
+    await until(lambda: server.stream.open, "the daemon to connect", TIMEOUT)
     server.stream.publish("a")
     server.stream.publish("b")
     await daemon.until_ids("1", "2")
     await server.stop()
     server.stream.publish("c")  # published while the server is down
-    await wait_for(lambda: "Reconnecting to" in daemon.log_text(), "a reconnection log")
+    await until(lambda: "Reconnecting to" in daemon.log_text(), "a reconnection log", TIMEOUT)
     server.start()
     server.stream.publish("d")
     await daemon.until_ids("1", "2", "3", "4")
@@ -257,10 +248,10 @@ async def test_sigterm_and_restart_resume_from_state_file(server: Server, daemon
 async def test_sigkill_repeats_at_most_the_last_event(server: Server, daemon: Daemon) -> None:
     """After kill -9 the restarted daemon loses nothing and repeats at most one event."""
     daemon.consume(server.url)
-    await wait_for(lambda: server.stream.open, "the daemon to connect")
+    await until(lambda: server.stream.open, "the daemon to connect", TIMEOUT)
     for i in range(50):
         server.stream.publish(f"event {i}")
-    await wait_for(lambda: len(daemon.ids()) >= 20, "some events")
+    await until(lambda: len(daemon.ids()) >= 20, "some events", TIMEOUT)
     await daemon.stop(signal.SIGKILL)
     written = daemon.ids()
     server.stream.publish("after the kill")
@@ -303,7 +294,7 @@ async def test_demo_prints_events(daemon: Daemon) -> None:
         lines = daemon.stdout.read_bytes().splitlines()
         return [json.loads(line) for line in lines if line.startswith(b"{")]
 
-    got = await wait_for(lambda: len(events()) >= 2 and events(), "two demo events", 15.0)
+    got = await until(lambda: len(events()) >= 2 and events(), "two demo events", 15.0)
     first, second = int(got[0]["id"]), int(got[1]["id"])
     assert second == first + 1
     tick = next(e for e in got if e["event"] == "tick")
@@ -328,12 +319,12 @@ async def test_daemonized_with_pidfile(server: Server, tmp_path: Path, daemon: D
         str(daemon.out),
     ]
     assert subprocess.run(command, timeout=TIMEOUT, check=False).returncode == 0
-    pid = int(await wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), "pid"))
+    pid = int(await until(lambda: pidfile.exists() and pidfile.read_text().strip(), "pid", TIMEOUT))
     try:
         await daemon.until_ids("1")
     finally:
         os.kill(pid, signal.SIGTERM)
-    await wait_for(lambda: not pidfile.exists(), "the PID file to be removed")
+    await until(lambda: not pidfile.exists(), "the PID file to be removed", TIMEOUT)
 
 
 @pytest_twisted.ensureDeferred
@@ -422,8 +413,8 @@ async def test_restart_cuts_a_torn_last_event(
             return EventStreamParser().feed(data)
         return [Event(e["data"], id=e["id"]) for e in map(json.loads, data.splitlines())]
 
-    await wait_for(lambda: "cut them" in daemon.log_text(), "the torn event to be cut")
-    await wait_for(lambda: len(events()) == 2, "the replayed event")
+    await until(lambda: "cut them" in daemon.log_text(), "the torn event to be cut", TIMEOUT)
+    await until(lambda: len(events()) == 2, "the replayed event", TIMEOUT)
     assert events() == [Event("one", id="1"), Event("two", id="2")]
     assert await daemon.stop() in (0, -signal.SIGTERM)
     assert "bytes of an incomplete event; cut them" in daemon.log_text()

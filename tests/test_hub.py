@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 import pytest_twisted
 import treq
-from _hubhelpers import Stream, Upstream, publish, until
 from twisted.application.service import MultiService
 from twisted.internet import reactor
 from twisted.internet.defer import fail, succeed
@@ -17,6 +16,10 @@ from twisted.python import usage
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
 
+from tests.helpers.hub import publish
+from tests.helpers.reading import Stream
+from tests.helpers.serving import Upstream
+from tests.helpers.waiting import until
 from txsse.errors import ChannelUnavailable
 from txsse.hub._options import Options, makeService
 from txsse.hub._relay import UpstreamRelay

@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
-from _hubhelpers import Stream, publish, until, wait_healthy
-from _redisserver import free_port
+
+from tests.helpers.hub import publish, wait_healthy
+from tests.helpers.reading import Stream
+from tests.helpers.system import free_port
+from tests.helpers.waiting import until
 
 DOC = Path(__file__).parent.parent / "docs" / "hub.md"
 

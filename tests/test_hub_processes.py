@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 import pytest_twisted
-from _hubhelpers import HubProcess, Stream, Upstream, publish, until
-from _redisserver import RedisServer, free_port
+
+from tests.helpers.hub import HubProcess, publish
+from tests.helpers.reading import Stream
+from tests.helpers.redis import RedisServer
+from tests.helpers.serving import Upstream
+from tests.helpers.system import TWISTD, free_port
+from tests.helpers.waiting import until
 
 pytestmark = pytest.mark.slow
 
@@ -88,7 +92,7 @@ async def test_redis_restart_503_for_publishers_streams_survive(
         codes.append(response.code)
         return response.code == 503
 
-    await until_async(refused, what="publishing to answer 503 while Redis is down")
+    await until(refused, what="publishing to answer 503 while Redis is down")
     response = await publish(hub.base, "t", "during")
     assert response.code == 503
     assert response.headers.getRawHeaders("retry-after") == ["1"]
@@ -100,22 +104,12 @@ async def test_redis_restart_503_for_publishers_streams_survive(
     async def accepted() -> bool:
         return (await publish(hub.base, "t", "after")).code == 200
 
-    await until_async(accepted, timeout=20, what="publishing to work again after Redis is back")
+    await until(accepted, timeout=20, what="publishing to work again after Redis is back")
     await until(lambda: "after" in stream.data, timeout=20, what="the stream to carry on")
     assert not stream.is_ended
     assert stream.data[0] == "before" and stream.data[-1] == "after"
     assert "during" not in stream.data or codes.count(200) > 0
     await stream.close()
-
-
-async def until_async(check: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
-    """Repeat an async check until it returns True; fail after ``timeout`` s."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not await check():  # type: ignore[misc]
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest_twisted.ensureDeferred
@@ -188,9 +182,8 @@ async def test_one_process_relays_and_another_takes_over_without_gap_or_duplicat
 
 def run_hub(tmp_path: Path, *args: str) -> tuple[int, str]:
     """Run ``twistd -n --pidfile= sse-hub args`` to its end: its status and its output."""
-    twistd = Path(sys.executable).with_name("twistd")
     done = subprocess.run(
-        [str(twistd), "-n", "--pidfile=", "sse-hub", *args],
+        [TWISTD, "-n", "--pidfile=", "sse-hub", *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from _memagent import MemoryAgent
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 
+from tests.helpers.memagent import MemoryAgent
 from txsse.errors import ChannelUnavailable
 from txsse.hub._relay import UpstreamRelay
 

@@ -16,7 +16,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python import usage
 from zope.interface import implementer
 
-from tests._harness import Harness, harness
+from tests.helpers.harness import Harness, harness
 from txsse import Event, Received
 from txsse._metrics import SourceMetrics, stream_label
 from txsse._metricsopt import check_metrics_option

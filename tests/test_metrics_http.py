@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
-import threading
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -15,61 +12,19 @@ import pytest
 import pytest_twisted
 import treq
 from prometheus_client import CollectorRegistry
-from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
+from tests.helpers.metrics import WAIT, get, parse, scrape, scrape_until
+from tests.helpers.system import TWISTD, free_port
+from tests.helpers.waiting import block_until, until
 from txsse import EventSource
 from txsse.hub._options import Options as HubOptions
 from txsse.hub._options import makeService as make_hub
 from txsse.metrics import instrument_channel, instrument_source, metrics_resource
 from txsse.server import EventStreamResource, MemoryChannel
-
-WAIT = 20.0
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def parse(text: str) -> Samples:
-    """Prometheus text format to {(sample name, labels): value}."""
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def get(samples: Samples, name: str, **labels: str) -> float:
-    """One sample's value, 0 when absent."""
-    return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-async def scrape(url: str) -> Samples:
-    """GET /metrics and parse it."""
-    response = await treq.get(url, timeout=10)
-    assert response.code == 200
-    assert response.headers.getRawHeaders(b"content-type")[0].startswith(b"text/plain")
-    return parse(await response.text())
-
-
-async def scrape_until(url: str, check: Callable[[Samples], bool]) -> Samples:
-    """Scrape until ``check`` holds; fail after WAIT seconds."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        samples = await scrape(url)
-        if check(samples):
-            return samples
-        if time.monotonic() > deadline:
-            raise AssertionError(f"metrics never satisfied the check: {samples}")
-        await deferLater(reactor, 0.02)
 
 
 @pytest_twisted.ensureDeferred
@@ -195,9 +150,8 @@ async def test_hub_metrics_option(backend: str, request: pytest.FixtureRequest) 
 def test_daemon_metrics_option(tmp_path: Path) -> None:
     """``twistd -n sse --demo --metrics``: a real scrape shows the event count growing."""
     port = free_port()
-    twistd = str(Path(sys.executable).parent / "twistd")
     command = [
-        twistd, "-n", "--pidfile=", f"--logfile={tmp_path / 'log'}",
+        TWISTD, "-n", "--pidfile=", f"--logfile={tmp_path / 'log'}",
         "sse", "--demo", "--output", str(tmp_path / "out"),
         "--metrics", f"tcp:{port}:interface=127.0.0.1",
     ]  # fmt: skip
@@ -213,21 +167,16 @@ def test_daemon_metrics_option(tmp_path: Path) -> None:
         found = [v for (n, _), v in samples.items() if n == "txsse_client_events_total"]
         return found[0] if found else -1.0
 
-    def wait_for(check: Callable[[float], bool]) -> float:
-        deadline = time.monotonic() + 30
-        pause = threading.Event()
-        while True:
-            value = events()
-            if check(value):
-                return value
-            if time.monotonic() > deadline or proc.poll() is not None:
-                log = (tmp_path / "log").read_text() if (tmp_path / "log").exists() else ""
-                raise AssertionError(f"no progress in the daemon's metrics: {value}\n{log}")
-            pause.wait(0.05)
+    def counted(check: Callable[[float], bool]) -> float | None:
+        value = events()
+        if proc.poll() is not None:
+            log = (tmp_path / "log").read_text() if (tmp_path / "log").exists() else ""
+            raise AssertionError(f"the daemon exited with {proc.returncode}:\n{log}")
+        return value if check(value) else None
 
     try:
-        first = wait_for(lambda v: v >= 1)
-        wait_for(lambda v: v > first)
+        first = block_until(lambda: counted(lambda v: v >= 1), "a first event counted", 30)
+        block_until(lambda: counted(lambda v: v > first), "more events counted", 30)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -251,10 +200,7 @@ async def test_real_slow_client_eviction_is_counted() -> None:
         return registry.get_sample_value(name, {"channel": "slow"}) or 0.0
 
     try:
-        deadline = time.monotonic() + WAIT
-        while sample("txsse_server_subscribers") < 1:
-            assert time.monotonic() < deadline, "the slow client never subscribed"
-            await deferLater(reactor, 0.01)
+        await until(lambda: sample("txsse_server_subscribers") >= 1, "the slow client", WAIT)
         for _ in range(4000):
             if sample("txsse_server_subscribers") == 0:
                 break

@@ -1,7 +1,7 @@
 """Conformance of ``EventStreamParser`` to the event stream rules (SPEC.md, WHATWG).
 
 The table below has one case per rule. Each case runs whole, byte by byte and
-in several seeded random chunkings (``sse_chunking.CHUNKERS``), and is checked
+in several seeded random chunkings (``tests.helpers.chunking.CHUNKERS``), and is checked
 against the independent oracle in ``sse_reference`` as well, so a wrong
 expectation in the table cannot pass unnoticed either.
 
@@ -17,9 +17,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sse_chunking import CHUNKERS, Chunker, feed_all
-from sse_reference import reference_parse, utf8_decode
 
+from tests.helpers.chunking import CHUNKERS, Chunker, feed_all
+from tests.helpers.reference import reference_parse, utf8_decode
 from txsse import Comment, Event, EventStreamParser
 
 BOM = b"\xef\xbb\xbf"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from sse_chunking import CHUNKERS, Chunker, feed_all, feed_until_error
 
+from tests.helpers.chunking import CHUNKERS, Chunker, feed_all, feed_until_error
 from txsse import (
     DEFAULT_MAX_EVENT_SIZE,
     DEFAULT_MAX_LINE_LENGTH,

@@ -17,9 +17,9 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sse_chunking import bytewise, cut, feed_all, feed_until_error
-from sse_reference import reference_parse
 
+from tests.helpers.chunking import bytewise, cut, feed_all, feed_until_error
+from tests.helpers.reference import reference_parse
 from txsse import Comment, Event, EventStreamParser, format_comment, format_event
 from txsse.errors import ParseError
 

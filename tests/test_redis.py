@@ -8,13 +8,11 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from _hubhelpers import until
-from _redisserver import RedisServer
-from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
 from zope.interface import implementer
 
+from tests.helpers.redis import RedisServer
+from tests.helpers.waiting import until
 from txsse import EventStreamParser
 from txsse.errors import ChannelUnavailable
 from txsse.hub._redis import RedisStreamChannel
@@ -276,9 +274,6 @@ async def test_lease_has_one_holder_expires_and_is_released(conn: RedisConnectio
         expired.append(await first.acquire())
         return expired[-1]
 
-    deadline = time.monotonic() + 5
-    while not await taken():
-        assert time.monotonic() < deadline, "the lease never expired"
-        await deferLater(reactor, 0.05, lambda: None)
+    await until(taken, "the lease to expire", 5)
     with pytest.raises(ValueError):
         RedisLease(conn, "k", ttl=0)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -12,13 +11,16 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from test_server_loopback import Recording, wait_for
 from twisted.internet import reactor, ssl
 from twisted.internet.interfaces import IListeningPort
 from twisted.web.pages import notFound
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
+from tests.helpers.serving import Recording
+from tests.helpers.system import require_program
+from tests.helpers.tls import self_signed
+from tests.helpers.waiting import until
 from txsse.server import EventStreamResource, MemoryChannel
 
 CHROMIUM = "/usr/bin/chromium"
@@ -39,22 +41,6 @@ source.onmessage = (e) => report("message", {data: e.data, id: e.lastEventId});
 source.addEventListener("reset", (e) => report("reset", {data: e.data}));
 </script></body></html>
 """
-
-
-def chromium() -> str:
-    """The Chromium binary, installed with apt-get when missing and possible; else skip."""
-    if os.path.exists(CHROMIUM):
-        return CHROMIUM
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        pytest.skip(f"SKIPPED LOUDLY: {CHROMIUM} is missing and apt-get cannot run as root here")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        done = subprocess.run(command, env=env, capture_output=True, timeout=900, check=False)
-        if done.returncode != 0:
-            pytest.skip(f"SKIPPED LOUDLY: {' '.join(command)} failed: {done.stderr[-500:]!r}")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"SKIPPED LOUDLY: apt-get installed chromium but {CHROMIUM} is missing")
-    return CHROMIUM
 
 
 class Reports(Resource):
@@ -97,8 +83,6 @@ def listen(site: Site, protocol: str) -> tuple[IListeningPort, str, list[str]]:
         port = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[attr-defined]
         return port, f"http://127.0.0.1:{port.getHost().port}/", []
     pytest.importorskip("h2", reason="HTTP/2 needs twisted[http2] (the test extra has it)")
-    from test_client_tls import self_signed
-
     cert_pem, key_pem = self_signed()
     certificate = ssl.PrivateCertificate.loadPEM(cert_pem + key_pem)
     options = ssl.CertificateOptions(
@@ -116,7 +100,7 @@ def listen(site: Site, protocol: str) -> tuple[IListeningPort, str, list[str]]:
 @pytest_twisted.ensureDeferred
 async def test_browser_gets_every_event_exactly_once(tmp_path: Path, protocol: str) -> None:
     """Chromium's EventSource resumes after a server-side cut; each event arrives once."""
-    binary = chromium()
+    binary = require_program(CHROMIUM, "chromium")
     channel = MemoryChannel(history=100, first_id=1)
     events = Recording(EventStreamResource(channel, keepalive=5.0, retry=0.2))
     reports = Reports()
@@ -152,23 +136,23 @@ async def test_browser_gets_every_event_exactly_once(tmp_path: Path, protocol: s
         def messages() -> list[dict[str, Any]]:
             return reports.of("message")
 
-        await wait_for(lambda: len(reports.of("open")) == 1, "the page to open", BROWSER_TIMEOUT)
+        await until(lambda: len(reports.of("open")) == 1, "the page to open", BROWSER_TIMEOUT)
         expected_proto = b"HTTP/2" if protocol == "h2" else b"HTTP/1.1"
         assert events.requests[0].clientproto == expected_proto
         published = [channel.publish(f"before {n}") for n in range(5)]
-        await wait_for(lambda: len(messages()) == 5, "5 events in the browser", BROWSER_TIMEOUT)
+        await until(lambda: len(messages()) == 5, "5 events in the browser", BROWSER_TIMEOUT)
 
         events.cut()  # forced disconnect, server side
-        await wait_for(lambda: channel.subscriber_count == 0, "the cut", BROWSER_TIMEOUT)
+        await until(lambda: channel.subscriber_count == 0, "the cut", BROWSER_TIMEOUT)
         published += [channel.publish(f"during {n}") for n in range(5)]
-        await wait_for(lambda: len(reports.of("open")) == 2, "the reconnection", BROWSER_TIMEOUT)
+        await until(lambda: len(reports.of("open")) == 2, "the reconnection", BROWSER_TIMEOUT)
         assert events.requests[-1].getHeader(b"last-event-id") == published[4].encode()
         published += [channel.publish(f"after {n}") for n in range(5)]
-        await wait_for(lambda: len(messages()) >= 15, "15 events in the browser", BROWSER_TIMEOUT)
+        await until(lambda: len(messages()) >= 15, "15 events in the browser", BROWSER_TIMEOUT)
 
         # One more round trip: nothing extra is still in flight.
         channel.publish("last")
-        await wait_for(lambda: len(messages()) >= 16, "the last event", BROWSER_TIMEOUT)
+        await until(lambda: len(messages()) >= 16, "the last event", BROWSER_TIMEOUT)
         got = messages()
         assert [m["id"] for m in got] == [*published, channel.last_id]
         expected = [f"{phase} {n}" for phase in ("before", "during", "after") for n in range(5)]
@@ -178,7 +162,7 @@ async def test_browser_gets_every_event_exactly_once(tmp_path: Path, protocol: s
 
         # Shutdown: the stream ends, the browser comes back, is refused (503) and stops.
         events.stream.close()
-        await wait_for(
+        await until(
             lambda: any(r["state"] == 2 for r in reports.of("error")),
             "the browser to give up after the 503",
             BROWSER_TIMEOUT,

@@ -3,35 +3,20 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, DeferredQueue
-from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
-from twisted.python.failure import Failure
-from twisted.web.client import Agent, HTTPConnectionPool
-from twisted.web.http_headers import Headers
-from twisted.web.iweb import IResponse
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
+from tests.helpers.reading import connect
+from tests.helpers.serving import Recording
+from tests.helpers.waiting import TIMEOUT, until
 from txsse import Event, EventSource, EventStreamParser
 from txsse.server import EventStreamResource, MemoryChannel
-
-TIMEOUT = 10.0
-
-
-async def wait_for(condition: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
-    """Let the reactor run until ``condition()`` holds; fail after ``timeout`` seconds."""
-    deadline = reactor.seconds() + timeout  # type: ignore[attr-defined]
-    while not condition():
-        if reactor.seconds() > deadline:  # type: ignore[attr-defined]
-            raise AssertionError(f"timed out waiting for {what}")
-        await deferLater(reactor, 0.005)  # type: ignore[arg-type]
 
 
 def drain(sock: socket.socket) -> bytes:
@@ -63,44 +48,6 @@ def dechunk(raw: bytes) -> bytes:
     return bytes(body)
 
 
-class Recording(Resource):
-    """Serve an EventStreamResource and remember each request (to cut it server-side)."""
-
-    isLeaf = True
-
-    def __init__(self, stream: EventStreamResource) -> None:
-        super().__init__()
-        self.stream = stream
-        self.requests: list[Any] = []
-
-    def render(self, request: Any) -> Any:
-        self.requests.append(request)
-        return self.stream.render(request)
-
-    def cut(self) -> None:
-        """Abort the newest connection, as a crash or network failure would."""
-        channel = self.requests[-1].channel
-        connection = getattr(channel, "_conn", None)  # an HTTP/2 stream's connection
-        (connection or channel).transport.abortConnection()
-
-
-class EventReader(Protocol):
-    """Body protocol: feed the parser, queue events, fire ``done`` at the end."""
-
-    def __init__(self, parser: EventStreamParser) -> None:
-        self.parser = parser
-        self.queue: DeferredQueue[Event] = DeferredQueue()
-        self.done: Deferred[None] = Deferred()
-
-    def dataReceived(self, data: bytes) -> None:
-        for item in self.parser.feed(data):
-            assert isinstance(item, Event)
-            self.queue.put(item)
-
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        self.done.callback(None)
-
-
 @pytest_twisted.async_yield_fixture
 async def server() -> AsyncIterator[tuple[MemoryChannel, Recording, str]]:
     """A channel served at http://127.0.0.1:<port>/events on the real reactor."""
@@ -114,23 +61,6 @@ async def server() -> AsyncIterator[tuple[MemoryChannel, Recording, str]]:
     await port.stopListening()
 
 
-async def connect(url: str, parser: EventStreamParser) -> tuple[IResponse, EventReader]:
-    """GET ``url`` on a fresh connection, resuming after the parser's last event id."""
-    headers = Headers({b"Accept": [b"text/event-stream"]})
-    if parser.last_event_id:
-        headers.addRawHeader(b"Last-Event-ID", parser.last_event_id.encode())
-    agent = Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
-    response = await agent.request(b"GET", url.encode(), headers).addTimeout(TIMEOUT, reactor)
-    reader = EventReader(parser)
-    response.deliverBody(reader)
-    return response, reader
-
-
-async def take(reader: EventReader, count: int) -> list[Event]:
-    """The next ``count`` events, each waited for with a timeout."""
-    return [await reader.queue.get().addTimeout(TIMEOUT, reactor) for _ in range(count)]
-
-
 @pytest_twisted.ensureDeferred
 async def test_raw_client_resumes_across_forced_disconnect(
     server: tuple[MemoryChannel, Recording, str],
@@ -141,20 +71,20 @@ async def test_raw_client_resumes_across_forced_disconnect(
     response, reader = await connect(url, parser)
     assert response.code == 200
     assert response.headers.getRawHeaders(b"content-type") == [b"text/event-stream; charset=utf-8"]
-    await wait_for(lambda: channel.subscriber_count == 1, "the subscription")
+    await until(lambda: channel.subscriber_count == 1, "the subscription")
     (stream,) = resource.stream._streams
     assert stream._socket is not None, "cleartext TCP takes the direct-send path"
     published = [channel.publish(f"event {n}") for n in range(5)]
-    received = await take(reader, 5)
+    received = await reader.take(5)
     resource.cut()
     await reader.done.addTimeout(TIMEOUT, reactor)
-    await wait_for(lambda: channel.subscriber_count == 0, "the subscription to be released")
+    await until(lambda: channel.subscriber_count == 0, "the subscription to be released")
     # Published while the client is away: must come back through the replay.
     published += [channel.publish(f"event {n}") for n in range(5, 10)]
     response, reader = await connect(url, parser)
     assert resource.requests[-1].getHeader(b"last-event-id") == published[4].encode()
     published += [channel.publish(f"event {n}") for n in range(10, 12)]
-    received += await take(reader, 7)
+    received += await reader.take(7)
     assert [e.id for e in received] == published
     assert [e.data for e in received] == [f"event {n}" for n in range(12)]
     resource.cut()
@@ -173,7 +103,7 @@ async def test_slow_socket_is_evicted_while_fast_client_keeps_up(
     slow.sendall(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     parser = EventStreamParser()
     _, reader = await connect(url, parser)
-    await wait_for(lambda: channel.subscriber_count == 2, "both clients to subscribe")
+    await until(lambda: channel.subscriber_count == 2, "both clients to subscribe")
     payload = "x" * 16384
     published: list[str] = []
     try:
@@ -184,7 +114,7 @@ async def test_slow_socket_is_evicted_while_fast_client_keeps_up(
             await deferLater(reactor, 0)  # type: ignore[arg-type]
         assert channel.subscriber_count == 1, "the slow client was never evicted"
         assert len(resource.stream._streams) == 1
-        received = await take(reader, len(published))
+        received = await reader.take(len(published))
         assert [e.id for e in received] == published
         # What the slow client did get (through partial sends) is intact, in order.
         slow_ids = [e.id for e in EventStreamParser().feed(dechunk(drain(slow)))]
@@ -201,7 +131,7 @@ async def test_close_reaches_real_client(server: tuple[MemoryChannel, Recording,
     channel, resource, url = server
     parser = EventStreamParser()
     _, reader = await connect(url, parser)
-    await wait_for(lambda: channel.subscriber_count == 1, "the client to subscribe")
+    await until(lambda: channel.subscriber_count == 1, "the client to subscribe")
     resource.stream.close(retry=2.0, spread=False)
     await reader.done.addTimeout(TIMEOUT, reactor)
     assert parser.retry == 2000
@@ -209,10 +139,10 @@ async def test_close_reaches_real_client(server: tuple[MemoryChannel, Recording,
 
 
 @pytest_twisted.ensureDeferred
-async def test_wait_for_can_fail() -> None:
+async def test_until_can_fail() -> None:
     """The condition helper times out instead of hanging."""
-    with pytest.raises(AssertionError, match="timed out waiting for never"):
-        await wait_for(lambda: False, "never", timeout=0.05)
+    with pytest.raises(AssertionError, match=r"timed out after 0\.05 s waiting for never"):
+        await until(lambda: False, "never", timeout=0.05)
 
 
 @pytest_twisted.ensureDeferred
@@ -225,7 +155,7 @@ async def test_txsse_event_source_resumes_across_forced_disconnects(
     source.startService()
     try:
         await source.when_open().addTimeout(TIMEOUT, reactor)
-        await wait_for(lambda: channel.subscriber_count == 1, "the first subscription")
+        await until(lambda: channel.subscriber_count == 1, "the first subscription")
         published: list[str] = []
         received: list[Event] = []
         for round_ in range(3):
@@ -234,10 +164,10 @@ async def test_txsse_event_source_resumes_across_forced_disconnects(
                 received.append(await source.next().addTimeout(TIMEOUT, reactor))
             connections = len(resource.requests)
             resource.cut()
-            await wait_for(lambda: channel.subscriber_count == 0, "the cut")
+            await until(lambda: channel.subscriber_count == 0, "the cut")
             # Published while the source is reconnecting: must come back in the replay.
             published += [channel.publish(f"r{round_} gap{n}") for n in range(3)]
-            await wait_for(
+            await until(
                 lambda n=connections: len(resource.requests) > n,  # type: ignore[misc]
                 "the reconnection",
             )

@@ -6,13 +6,13 @@ import json
 from typing import Any
 
 import pytest
-from _server_http import Client, make_site, request
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.web.server import Site
 from zope.interface import implementer
 
+from tests.helpers.memhttp import Client, make_site, request
 from txsse import Comment, Event
 from txsse.server import (
     EventStreamResource,

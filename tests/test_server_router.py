@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from _server_http import make_site, request
 from twisted.internet.task import Clock
 
+from tests.helpers.memhttp import make_site, request
 from txsse.server import ChannelRouter, MemoryChannel
 
 

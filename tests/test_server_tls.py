@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 import pytest_twisted
-from test_client_tls import self_signed
-from test_server_loopback import TIMEOUT, Recording, wait_for
 from twisted.internet import reactor, ssl
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
+from tests.helpers.serving import Recording
+from tests.helpers.tls import self_signed
+from tests.helpers.waiting import TIMEOUT, until
 from txsse import Event, EventSource, trust_certificate
 from txsse.server import EventStreamResource, MemoryChannel
 
@@ -34,7 +35,7 @@ async def test_tls_stream_resumes_across_forced_disconnect() -> None:
     source.startService()
     try:
         await source.when_open().addTimeout(TIMEOUT, reactor)
-        await wait_for(lambda: channel.subscriber_count == 1, "the subscription")
+        await until(lambda: channel.subscriber_count == 1, "the subscription")
         (stream,) = events.stream._streams
         assert stream._socket is None, "no direct socket sends under TLS"
         published = [channel.publish(f"e{n}") for n in range(3)]
@@ -42,7 +43,7 @@ async def test_tls_stream_resumes_across_forced_disconnect() -> None:
             await source.next().addTimeout(TIMEOUT, reactor) for _ in published
         ]
         events.cut()
-        await wait_for(lambda: channel.subscriber_count == 0, "the cut")
+        await until(lambda: channel.subscriber_count == 0, "the cut")
         published += [channel.publish(f"e{n}") for n in range(3, 6)]
         while len(received) < len(published):
             received.append(await source.next().addTimeout(TIMEOUT, reactor))

@@ -113,7 +113,7 @@ class ContentTypeError(ConnectionFailed):
 
 
 class RedirectError(ConnectionFailed):
-    """A redirect could not be followed (no ``Location``, or too many hops)."""
+    """A redirect could not be followed (no ``Location``, too many hops, https to http)."""
 
 
 class StateFileError(SSEError):

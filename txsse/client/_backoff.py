@@ -1,37 +1,52 @@
 """How long to wait before the next reconnection.
 
 The growth is Twisted's own :func:`twisted.application.internet.backoffPolicy`;
-this module layers the SSE rules on top: the base delay is the source's
-reconnection time (replaced by the server's latest valid ``retry:``), the jitter
-is proportional to the delay, and nothing, not even a huge ``retry:``, waits
-longer than the maximum.
+this module layers the SSE rules on top (WHATWG "reestablish the connection":
+wait the reconnection time, and optionally more):
+
+- after a healthy connection the wait is the reconnection time (the source's
+  ``reconnect_delay``, replaced by the server's latest valid ``retry:``);
+- after consecutive failures it grows from ``max(reconnection time,``
+  :data:`FAILURE_FLOOR` ``)``, so that ``retry: 0`` cannot turn backoff off;
+- jitter only lengthens the wait, by up to a fraction of it;
+- nothing, not even a huge ``retry:`` or ``Retry-After``, waits longer than the
+  maximum.
 """
 
 from __future__ import annotations
 
 import math
-import random
+import random as _random
 from collections.abc import Callable
 
 from twisted.application.internet import backoffPolicy
 
-#: Default fraction of the delay by which jitter may shorten or lengthen it.
+#: Default fraction of the delay by which jitter may lengthen it.
 DEFAULT_JITTER = 0.2
+
+#: Seconds: the shortest wait after a failed connection, whatever ``retry:`` says
+#: (the growth starts here when the reconnection time is shorter). Capped by the
+#: source's maximum delay.
+FAILURE_FLOOR = 0.5
 
 
 class ReconnectDelay:
     """The reconnection delay policy of one event source.
 
-    The delay before reconnection number ``failures + 1`` (``failures`` counts
-    the reconnections since the last healthy connection, starting at 0) is
-    ``base * factor ** failures``, capped at ``maximum``, then moved by up to
-    ``± jitter`` of itself, and capped again.
+    ``failures`` counts the consecutive failed connections, the one that just
+    ended included; 0 means the connection that just ended was healthy. The
+    delay is the base for 0 failures, and
+    ``max(base, floor) * factor ** (failures - 1)`` after failures, capped at
+    ``maximum``; then jitter adds up to ``jitter`` of it (never past the
+    maximum).
 
     :param base: the initial reconnection time, in seconds.
     :param maximum: the longest delay, in seconds.
     :param factor: the growth per consecutive failure.
-    :param jitter: the fraction of the delay by which it may vary (0 to 1).
-    :param random: returns a float in [0, 1); injectable for tests.
+    :param jitter: the fraction of the delay that may be added to it (0 to 1).
+    :param random: returns a float in [0, 1): the jitter's draw;
+        :func:`random.random` by default, injectable for tests.
+    :param floor: the shortest delay after a failure, in seconds.
     :raises ValueError: for a negative delay, a maximum below the base, a factor
         below 1 or a jitter outside [0, 1].
     """
@@ -43,7 +58,8 @@ class ReconnectDelay:
         *,
         factor: float = 2.0,
         jitter: float = DEFAULT_JITTER,
-        random: Callable[[], float] = random.random,
+        random: Callable[[], float] | None = None,
+        floor: float = FAILURE_FLOOR,
     ) -> None:
         if not (math.isfinite(base) and math.isfinite(maximum)):
             raise ValueError("reconnect_delay and max_reconnect_delay must be finite numbers")
@@ -61,7 +77,8 @@ class ReconnectDelay:
         self.maximum = maximum
         self.factor = factor
         self.jitter = jitter
-        self._random = random
+        self.floor = floor
+        self._random = random or _random.random
 
     def server_retry(self, milliseconds: int) -> None:
         """The server sent ``retry:``: it becomes the base, within the maximum.
@@ -73,17 +90,21 @@ class ReconnectDelay:
     def delay(self, failures: int, *, at_least: float = 0.0) -> float:
         """The delay before the next reconnection.
 
-        :param failures: reconnections since the last healthy connection (0
-            for the first one).
+        :param failures: consecutive failed connections, the last one included
+            (0 when the connection that just ended was healthy).
         :param at_least: a floor asked for by the server (``Retry-After``),
             honoured up to the maximum.
-        :returns: seconds to wait, between 0 and the maximum.
+        :returns: seconds to wait, between the reconnection time and the
+            maximum.
         """
-        grown = backoffPolicy(
-            initialDelay=self.base,
-            maxDelay=self.maximum,
-            factor=self.factor,
-            jitter=lambda: 0.0,
-        )(failures)
-        spread = grown * self.jitter * (2.0 * self._random() - 1.0)
-        return min(max(grown + spread, at_least, 0.0), self.maximum)
+        if failures <= 0:
+            grown = self.base
+        else:
+            grown = backoffPolicy(
+                initialDelay=max(self.base, self.floor),
+                maxDelay=self.maximum,
+                factor=self.factor,
+                jitter=lambda: 0.0,
+            )(failures - 1)
+        longer = grown + grown * self.jitter * self._random()
+        return min(max(longer, at_least), self.maximum)

@@ -6,7 +6,7 @@ computes the next hop of a redirect.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
@@ -19,7 +19,7 @@ from txsse.errors import RedirectError
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 #: Default most redirects followed for one connection (as the Fetch standard).
 DEFAULT_MAX_REDIRECTS = 20
-#: Headers dropped when a redirect leaves the origin.
+#: Headers always dropped when a redirect leaves the origin (lower case).
 CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 #: A request body, or a factory called on every attempt to produce it again.
@@ -108,19 +108,48 @@ def check_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return dict(headers)
 
 
-def redirected(request: RequestAttempt, status: int, location: str | None) -> RequestAttempt:
+def sensitive_names(headers: Iterable[str]) -> frozenset[str]:
+    """The lower-case names of the headers a cross-origin redirect drops.
+
+    :param headers: the user's sensitive header names (any case).
+    :returns: them, with :data:`CREDENTIAL_HEADERS`.
+    :raises TypeError: when ``headers`` is a string or holds a non-string.
+    """
+    if isinstance(headers, str | bytes):
+        raise TypeError(f"sensitive_headers must be a collection of header names, not {headers!r}")
+    names = set(CREDENTIAL_HEADERS)
+    for name in headers:
+        if not isinstance(name, str):
+            raise TypeError(f"sensitive_headers must hold header names (str), not {name!r}")
+        names.add(name.lower())
+    return frozenset(names)
+
+
+def redirected(
+    request: RequestAttempt,
+    status: int,
+    location: str | None,
+    *,
+    sensitive: frozenset[str] = CREDENTIAL_HEADERS,
+    allow_insecure: bool = False,
+) -> RequestAttempt:
     """The request to send after a redirect response.
 
     ``307`` and ``308`` repeat the method and body; ``301``, ``302`` and ``303``
     turn anything but ``GET`` and ``HEAD`` into a ``GET`` without a body, as
-    browsers do. Credentials are dropped when the redirect leaves the origin.
+    browsers do. The ``sensitive`` headers are dropped when the redirect leaves
+    the origin (scheme, host and port).
 
     :param request: the request that was redirected.
     :param status: the redirect status.
     :param location: the ``Location`` header, or ``None``.
+    :param sensitive: lower-case names of the headers dropped on a
+        cross-origin redirect (see :func:`sensitive_names`).
+    :param allow_insecure: follow a redirect from ``https`` to ``http``.
     :returns: the next request.
     :raises RedirectError: when ``Location`` is missing, empty or not an
-        http(s) URL.
+        http(s) URL, or leads from ``https`` to ``http`` without
+        ``allow_insecure``.
     """
     if not location or not location.strip():
         raise RedirectError(
@@ -132,11 +161,21 @@ def redirected(request: RequestAttempt, status: int, location: str | None) -> Re
         check_url(target)
     except ValueError as error:
         raise RedirectError(f"{request.url} redirected to an unusable URL: {error}") from None
+    if (
+        not allow_insecure
+        and urlsplit(request.url).scheme == "https"
+        and urlsplit(target).scheme == "http"
+    ):
+        raise RedirectError(
+            f"{request.url} redirected to {target}, from https to plain http: refused so that "
+            "the stream and its headers are not sent unencrypted; pass "
+            "allow_insecure_redirect=True to follow such redirects"
+        )
     method, body = request.method, request.body
     headers = dict(request.headers)
     if status in (301, 302, 303) and method not in ("GET", "HEAD"):
         method, body = "GET", None
         headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
     if _origin(target) != _origin(request.url):
-        headers = {k: v for k, v in headers.items() if k.lower() not in CREDENTIAL_HEADERS}
+        headers = {k: v for k, v in headers.items() if k.lower() not in sensitive}
     return RequestAttempt(target, method, headers, body, request.attempt)

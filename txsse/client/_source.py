@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, NoReturn, cast
@@ -44,6 +44,7 @@ from txsse.client._request import (
     build_attempt,
     check_headers,
     redirected,
+    sensitive_names,
 )
 from txsse.client._signals import (
     SIGNALS,
@@ -100,6 +101,7 @@ class _Open:
     :ivar url: the URL that answered.
     :ivar protocol: the body's protocol; aborting it drops the connection.
     :ivar opened_at: when it opened, for the backoff reset.
+    :ivar delivered: whether it delivered an event (then it was healthy).
     :ivar last_data: when bytes last arrived, for the idle timeout.
     :ivar idle: the idle-timeout check.
     """
@@ -108,6 +110,7 @@ class _Open:
     url: str
     protocol: EventStreamProtocol | None = None
     opened_at: float = 0.0
+    delivered: bool = False
     last_data: float = 0.0
     idle: DelayedCall | None = None
     #: Relays a chunk's items to the source (a partial: this is the hot path).
@@ -191,9 +194,17 @@ class EventSource(Service):
         (for example to refresh a token).
     :param max_redirects: the most redirects followed per connection.
     :param reset_backoff_after: seconds a connection must stay open for the
-        next reconnection to wait the base delay again.
+        next reconnection to wait the base delay again (a connection that
+        delivered an event resets it too).
     :param backoff_factor: growth of the delay per consecutive failure.
-    :param jitter: fraction of the delay by which it is randomly varied.
+    :param jitter: fraction of the delay that is randomly added to it.
+    :param random: returns a float in [0, 1) for the jitter;
+        :func:`random.random` by default (tests pass a fixed one).
+    :param sensitive_headers: names of request headers dropped when a redirect
+        leaves the origin; ``Authorization``, ``Cookie`` and
+        ``Proxy-Authorization`` always are.
+    :param allow_insecure_redirect: follow a redirect from ``https`` to
+        ``http``; refused with :class:`~txsse.errors.RedirectError` by default.
     :param max_line_length: passed to the parser.
     :param max_event_size: passed to the parser.
     :raises ValueError: for an invalid URL, header or option.
@@ -221,6 +232,9 @@ class EventSource(Service):
         reset_backoff_after: float = 60.0,
         backoff_factor: float = 2.0,
         jitter: float = DEFAULT_JITTER,
+        random: Callable[[], float] | None = None,
+        sensitive_headers: Iterable[str] = (),
+        allow_insecure_redirect: bool = False,
         max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
     ) -> None:
@@ -243,7 +257,11 @@ class EventSource(Service):
         self._connect_timeout = connect_timeout
         self._idle_timeout = idle_timeout
         self._delay = ReconnectDelay(
-            reconnect_delay, max_reconnect_delay, factor=backoff_factor, jitter=jitter
+            reconnect_delay,
+            max_reconnect_delay,
+            factor=backoff_factor,
+            jitter=jitter,
+            random=random,
         )
         self._policy = resolve_policy(policy)
         if queue_size is not None and queue_size < 0:
@@ -253,6 +271,8 @@ class EventSource(Service):
         if max_redirects < 0:
             raise ValueError(f"max_redirects must be >= 0, not {max_redirects!r}")
         self._max_redirects = max_redirects
+        self._sensitive = sensitive_names(sensitive_headers)
+        self._allow_insecure_redirect = allow_insecure_redirect
         self._reset_backoff_after = reset_backoff_after
         self._max_line_length = max_line_length
         self._max_event_size = max_event_size
@@ -274,6 +294,9 @@ class EventSource(Service):
         self._state: _State = _Idle()
         self._ready = ReadyState.CLOSED
         self._attempts = 0
+        # Reconnections since the last healthy connection (Reconnect.attempt),
+        # and consecutive failed connections (the backoff's growth).
+        self._reconnects = 0
         self._failures = 0
         self._opened: Opened | None = None
         self._open_waiters: list[Deferred[Opened]] = []
@@ -443,7 +466,7 @@ class EventSource(Service):
         state = self._state
         if isinstance(state, _Idle | _Stopped):
             self._drop_queue(state)
-            self._failures = 0
+            self._reconnects = self._failures = 0
             self._connect()
 
     def stopService(self) -> Deferred[None]:
@@ -569,7 +592,13 @@ class EventSource(Service):
                     f"{self._url}: more than {self._max_redirects} redirects; "
                     "the server is probably redirecting in a loop"
                 )
-            request = redirected(request, response.code, location)
+            request = redirected(
+                request,
+                response.code,
+                location,
+                sensitive=self._sensitive,
+                allow_insecure=self._allow_insecure_redirect,
+            )
 
     def _timed_out(self, result: object, timeout: float) -> NoReturn:
         """Fail a timed-out attempt with ConnectTimeout, whatever the agent made of the cancel.
@@ -655,6 +684,8 @@ class EventSource(Service):
             self._signals.emit("data", Received(state.protocol.chunk_size, events))
         if not items:
             return
+        if not state.delivered:
+            state.delivered = any(item.__class__ is Event for item in items)
         if self._listeners.by_name or "comment" in self._signals.by_name:
             self._deliver_each(state, items)
         elif self._queue_size != 0:
@@ -761,19 +792,20 @@ class EventSource(Service):
     def _reconnect_later(self, error: BaseException, at_least: float = 0.0) -> None:
         """Report ``error`` and schedule the next attempt."""
         state = self._state
-        if (
-            isinstance(state, _Open)
-            and self._clock.seconds() - state.opened_at >= self._reset_backoff_after
+        if isinstance(state, _Open) and (
+            state.delivered or self._clock.seconds() - state.opened_at >= self._reset_backoff_after
         ):
-            self._failures = 0
+            self._reconnects = self._failures = 0
+        else:
+            self._failures += 1
         delay = self._delay.delay(self._failures, at_least=at_least)
-        self._failures += 1
+        self._reconnects += 1
         waiting = _Waiting(self._clock.callLater(delay, self._connect))
         self._leave(waiting)
         # As a browser: readyState is CONNECTING by the time the error is announced.
         self._set_ready(ReadyState.CONNECTING)
         self._report(error)
-        reconnect = Reconnect(self._failures, delay, error)
+        reconnect = Reconnect(self._reconnects, delay, error)
         _log.info(
             "Reconnecting to {url} in {delay} s (attempt {attempt}): {reason}",
             url=self._url,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from twisted.internet.task import Clock
 
-from tests._memagent import MemoryAgent
+from tests.helpers.memagent import MemoryAgent
 from txsse import EventSource
 
 

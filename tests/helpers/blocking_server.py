@@ -6,9 +6,6 @@ reactor thread and waits for the answer.
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 from twisted.web.resource import Resource
@@ -91,15 +88,6 @@ class LoopbackServer:
     def clients(self) -> int:
         """How many streams are open now."""
         return int(self.thread.call(lambda: len(self.resource.open), timeout=10))
-
-    def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        """Wait until ``predicate()`` holds; fail after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        pause = threading.Event()
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"condition not met within {timeout} seconds")
-            pause.wait(0.01)
 
     def stop(self) -> None:
         """Stop listening and drop every open stream."""
