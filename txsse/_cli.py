@@ -50,7 +50,7 @@ class PluginOptions(usage.Options):
                 raise
             name = parent.subCommand
             # twistd prints the top-level options object on an error: show our line there.
-            parent.synopsis = f"Usage: twistd [twistd options] {name} {self.synopsis}"
+            parent.synopsis = f"Usage: twistd [twistd options] {name} {self.synopsis}"  # type: ignore[attr-defined]
             match = _NOT_RECOGNIZED.fullmatch(str(error))
             if match is not None and match.group(2) in parent.synonyms:
                 option = match.group(1) + match.group(2)

@@ -126,7 +126,7 @@ def split_arguments(arguments: Sequence[str]) -> tuple[list[str], list[str]]:
     :param arguments: the script's arguments.
     :returns: twistd's arguments and the plugin's, each in the order given.
     """
-    from twisted.scripts.twistd import ServerOptions
+    from twisted.scripts.twistd import ServerOptions  # type: ignore[attr-defined]
 
     takes_value = {}
     for spec in ServerOptions().longOpt:  # type: ignore[no-untyped-call]

@@ -303,5 +303,5 @@ def makeService(options: Options | dict[str, Any]) -> Service:
         return service
     top = MultiService()  # type: ignore[no-untyped-call]
     service.setServiceParent(top)  # type: ignore[no-untyped-call]
-    metrics_option_service(options["metrics"]).setServiceParent(top)
+    metrics_option_service(options["metrics"]).setServiceParent(top)  # type: ignore[no-untyped-call]
     return top
