@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -110,6 +111,9 @@ async def test_browser_gets_every_event_exactly_once(tmp_path: Path, protocol: s
     root.putChild(b"report", reports)
     root.putChild(b"favicon.ico", notFound())
     port, url, flags = listen(Site(root), protocol)
+    # Chromium's own temporary folders (org.chromium.Chromium.*) go here, not in /tmp.
+    browser_tmp = tmp_path / "tmp"
+    browser_tmp.mkdir()
     browser = subprocess.Popen(
         [
             binary,
@@ -130,6 +134,7 @@ async def test_browser_gets_every_event_exactly_once(tmp_path: Path, protocol: s
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # its own process group: renderers die with it
+        env=dict(os.environ, TMPDIR=str(browser_tmp)),
     )
     try:
 
@@ -174,3 +179,6 @@ async def test_browser_gets_every_event_exactly_once(tmp_path: Path, protocol: s
         browser.wait(timeout=30)
         events.stream.close()
         await port.stopListening()
+        left = list(browser_tmp.glob("org.chromium.Chromium.*"))
+        shutil.rmtree(browser_tmp)
+    assert left, "Chromium's temporary folders did not go to the test's TMPDIR"

@@ -166,14 +166,18 @@ class EventSource:
 
         :param timeout: seconds to wait at most; ``None`` for no limit.
         :returns: the :class:`~txsse.Opened` of the current connection.
-        :raises TimeoutError: when it did not open within ``timeout``.
+        :raises TimeoutError: when it did not open within ``timeout``; the last
+            connection error (connection refused, an HTTP 503...), if there was
+            one, is in the message and is its ``__cause__``.
         :raises StreamClosed: when the source is closed first.
         :raises ConnectionFailed: when the source failed for good.
         """
         try:
             opened: Opened = self._call(self._source.when_open, timeout=timeout)
         except TimeoutError:
-            raise TimeoutError(f"{self._url} did not open within {timeout} seconds") from None
+            last = self._source.last_error
+            why = f"; the last attempt failed: {last}" if last is not None else ""
+            raise TimeoutError(f"{self._url} did not open within {timeout} seconds{why}") from last
         return opened
 
     # Lifecycle
