@@ -335,3 +335,10 @@ def test_when_open_timeout_carries_the_last_connection_error() -> None:
     assert isinstance(caught.value.__cause__, NetworkError)
     assert "did not open within 0.05 seconds; the last attempt failed: " in str(caught.value)
     assert "Connection refused" in str(caught.value)
+
+
+def test_when_open_fail_on_error_raises_the_refusal() -> None:
+    """when_open(fail_on_error=True) on a refused port raises the NetworkError at once."""
+    url = f"http://127.0.0.1:{free_port()}/events"
+    with EventSource(url) as source, pytest.raises(NetworkError, match="Connection refused"):
+        source.when_open(timeout=WAIT, fail_on_error=True)

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -111,9 +112,9 @@ async def test_browser_gets_every_event_exactly_once(tmp_path: Path, protocol: s
     root.putChild(b"report", reports)
     root.putChild(b"favicon.ico", notFound())
     port, url, flags = listen(Site(root), protocol)
-    # Chromium's own temporary folders (org.chromium.Chromium.*) go here, not in /tmp.
-    browser_tmp = tmp_path / "tmp"
-    browser_tmp.mkdir()
+    # Chromium's own temporary folders (org.chromium.Chromium.*) go here, not in /tmp;
+    # a short path, since its sockets live there too.
+    browser_tmp = Path(tempfile.mkdtemp(prefix="txsse-chromium-"))
     browser = subprocess.Popen(
         [
             binary,
