@@ -28,8 +28,12 @@ setup(
     packages=[*find_packages(include=["txsse", "txsse.*"]), "twisted.plugins"],
     package_data={"txsse": ["py.typed"]},
     include_package_data=False,
+    # What the library imports (tests/test_requirements.py checks it).
     install_requires=[
-        "twisted>=24.7.0",
+        # [tls]: pyOpenSSL, service-identity and idna, for the client's TLS.
+        "twisted[tls]>=24.7.0",
+        "zope.interface>=5",
+        # EventSource accepts a treq client.
         "treq>=24.9.1",
     ],
     extras_require={
@@ -50,7 +54,9 @@ setup(
         # RedisStreamChannel / `twistd sse-hub --redis`: txredisapi speaks RESP
         # over Twisted; hiredis is its C reply parser (much faster than Python).
         "redis": ["txredisapi>=1.6.0", "hiredis>=2.0"],
-        "lint": ["ruff>=0.6", "mypy>=1.11", "mypy-zope>=1.0"],
+        # Pinned to the versions the code was last checked with, so that a new release
+        # of a linter cannot turn the build red by itself; upgrade them on purpose.
+        "lint": ["ruff==0.17.6", "mypy==2.4.1", "mypy-zope==1.0.17"],
         "docs": ["sphinx>=7", "myst-parser>=3"],
     },
     classifiers=[

@@ -1088,3 +1088,61 @@ def test_error_signal_comes_after_the_events_before_it(harness: Harness) -> None
     body.protocol.dataReceived(b"data: last\n\n")
     body.finish()
     assert seen == [Event("last"), StreamEnded]
+
+
+# Callbacks run outside the state machine
+
+
+def test_close_from_prepare_hook_leaves_nothing_behind(harness: Harness) -> None:
+    """close() from inside the prepare hook cancels the attempt it interrupted, timers included."""
+    sources: list[Any] = []
+    source = harness.started(prepare=lambda request: sources[0].close())
+    sources.append(source)
+    source.restart()  # the first attempt ran before the hook could see the source
+    assert source.ready_state == ReadyState.CLOSED
+    assert all(request.cancelled for request in harness.agent.requests[1:])
+    assert harness.clock.getDelayedCalls() == []
+
+
+def test_restart_from_open_waiter_reconnects_once(harness: Harness) -> None:
+    """A when_open() callback that restarts the source gets exactly one new attempt."""
+    source = harness.started()
+    source.when_open().addCallback(lambda opened: source.restart())
+    first = harness.agent.last.respond()
+    assert first.stopped
+    assert len(harness.agent.requests) == 2
+    assert source.ready_state == ReadyState.CONNECTING
+
+
+def test_callbacks_see_events_states_and_errors_in_order(harness: Harness) -> None:
+    """Listeners, readers and signals are told in the order things happened."""
+    source = harness.started()
+    seen: list[Any] = []
+    source.add_listener("message", lambda event: seen.append(("listener", event.data)))
+    source.on("state", lambda state: seen.append(("state", state.name)))
+    source.on("error", lambda error: seen.append(("error", type(error).__name__)))
+    source.next().addCallback(lambda event: seen.append(("next", event.data)))
+    body = harness.agent.last.respond()
+    body.protocol.dataReceived(b"data: a\n\ndata: b\n\n")
+    body.finish()
+    assert seen == [
+        ("state", "OPEN"),
+        ("listener", "a"),
+        ("listener", "b"),
+        ("next", "a"),
+        ("state", "CONNECTING"),
+        ("error", "StreamEnded"),
+    ]
+
+
+def test_queue_has_the_deferred_queue_interface(harness: Harness) -> None:
+    """source.queue: get() waits and is woken in order; put() queues for readers; no size."""
+    source = harness.started()
+    queue = source.queue
+    assert queue.size is None and queue.backlog is None
+    first, second = results(queue.get()), results(queue.get())
+    assert len(queue.waiting) == 2
+    queue.put(Event("mine"))
+    harness.agent.last.respond().write(b"data: theirs\n\n")
+    assert (first, second) == ([Event("mine")], [Event("theirs")])
+    assert not queue.pending and not queue.waiting

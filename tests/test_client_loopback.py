@@ -11,7 +11,9 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
+from twisted.web.client import Agent, HTTPConnectionPool
 
+from tests.helpers.clocks import HeldClock
 from tests.helpers.sseserver import CutPlan, StreamServer
 from txsse import Event, EventSource, ReadyState
 from txsse.errors import (
@@ -43,6 +45,12 @@ def source_for(url: str, **kw: Any) -> EventSource:
     source = EventSource(url, **kw)
     source.startService()
     return source
+
+
+def held_source(url: str, clock: HeldClock, **kw: Any) -> EventSource:
+    """A started source on real sockets whose timeouts fire only when ``clock`` advances."""
+    agent = Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
+    return source_for(url, reactor=clock, agent=agent, jitter=0.0, **kw)
 
 
 async def take(source: EventSource, count: int) -> list[Event]:
@@ -100,13 +108,19 @@ async def test_drop_mid_event(server: StreamServer) -> None:
 @pytest_twisted.ensureDeferred
 async def test_stall_hits_idle_timeout(server: StreamServer) -> None:
     """A server that stops sending is dropped after idle_timeout and the source reconnects."""
-    source = source_for(server.url("/stall"), idle_timeout=0.3)
+    clock = HeldClock()
+    source = held_source(server.url("/stall"), clock, idle_timeout=60.0)
     try:
-        errors: list[BaseException] = []
-        source.on("error", errors.append)
-        events = await take(source, 2)
-        assert [e.id for e in events] == ["1", "2"]
-        assert isinstance(errors[0], IdleTimeout)
+        reconnect = signal(source, "reconnect")
+        [first] = await take(source, 1)
+        clock.advance(59.9)
+        assert source.ready_state == ReadyState.OPEN
+        clock.advance(0.1)
+        scheduled = await reconnect
+        assert isinstance(scheduled.reason, IdleTimeout)
+        clock.advance(scheduled.delay)
+        [second] = await take(source, 1)
+        assert [first.id, second.id] == ["1", "2"]
         assert server.seen[1].headers["last-event-id"] == "1"
     finally:
         await source.close()
@@ -144,10 +158,15 @@ async def test_close_delimited_body_ends_cleanly() -> None:
 @pytest_twisted.ensureDeferred
 async def test_connect_timeout_on_a_real_socket(server: StreamServer) -> None:
     """A server that never sends headers hits connect_timeout, and the source tries again."""
-    source = source_for(server.url("/hang"), connect_timeout=0.2)
+    clock = HeldClock()
+    source = held_source(server.url("/hang"), clock, connect_timeout=30.0)
     try:
-        reconnect = await signal(source, "reconnect")
-        assert isinstance(reconnect.reason, ConnectTimeout)
+        reconnect = signal(source, "reconnect")
+        await server.requests(1)
+        clock.advance(30.0)
+        scheduled = await reconnect
+        assert isinstance(scheduled.reason, ConnectTimeout)
+        clock.advance(scheduled.delay)
         await server.requests(2)
     finally:
         await source.close()
@@ -199,15 +218,16 @@ async def test_redirect_without_location(server: StreamServer) -> None:
 @pytest_twisted.ensureDeferred
 async def test_server_errors_are_retried(server: StreamServer, status: str) -> None:
     """500 and 503 are retried (503 after its Retry-After), then the stream opens."""
-    source = source_for(server.url(f"/status/{status}"), max_reconnect_delay=5.0)
-    delays: list[float] = []
-    source.on("reconnect", lambda r: delays.append(r.delay))
+    clock = HeldClock()
+    source = held_source(server.url(f"/status/{status}"), clock, max_reconnect_delay=5.0)
     try:
+        scheduled = await signal(source, "reconnect")
+        assert isinstance(scheduled.reason, HTTPStatusError)
+        if status == "503-1":
+            assert scheduled.delay >= 1.0  # Retry-After: 1
+        clock.advance(scheduled.delay)
         [event] = await take(source, 1)
         assert event.data == "event 1"
-        assert isinstance(source.last_error, HTTPStatusError)
-        if status == "503-1":
-            assert delays[0] >= 1.0
     finally:
         await source.close()
 

@@ -79,10 +79,23 @@ async def test_trusted_private_certificate(tls_server: TLSServer) -> None:
     assert getattr(outcome, "data", outcome) == "event 1"
 
 
+def bare_hex(fingerprint: str) -> str:
+    """Lowercase hex digits, no colons."""
+    return fingerprint.replace(":", "").lower()
+
+
+def openssl_style(fingerprint: str) -> str:
+    """``AB:CD:...``, as ``openssl x509 -fingerprint -sha256`` prints it."""
+    hex_digits = fingerprint.replace(":", "").upper()
+    return ":".join(hex_digits[i : i + 2] for i in range(0, len(hex_digits), 2))
+
+
+@pytest.mark.parametrize("style", [bare_hex, openssl_style], ids=["hex", "openssl"])
 @pytest_twisted.ensureDeferred
-async def test_pinned_certificate(tls_server: TLSServer) -> None:
-    """pin_certificate() accepts exactly the certificate with that fingerprint."""
-    source = EventSource(tls_server.url("/events/1"), tls=pin_certificate(tls_server.fingerprint))
+async def test_pinned_certificate(tls_server: TLSServer, style: Any) -> None:
+    """pin_certificate() accepts the certificate with that fingerprint, colons and case aside."""
+    pinned = pin_certificate("00" * 32, style(tls_server.fingerprint))
+    source = EventSource(tls_server.url("/events/1"), tls=pinned)
     outcome = await first_outcome(source)
     assert getattr(outcome, "data", outcome) == "event 1"
 

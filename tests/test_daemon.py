@@ -225,6 +225,17 @@ def test_idle_timeout_reconnects(run: Run) -> None:
     assert run.agent.last.header("Last-Event-ID") == "1"
 
 
+def test_no_idle_timeout_never_drops_a_quiet_stream(run: Run) -> None:
+    """With idle_timeout=None a stream that stays silent for days is kept open."""
+    run.started(idle_timeout=None)
+    body = run.agent.last.respond()
+    body.write(b"id: 1\ndata: a\n\n")
+    run.clock.advance(7 * 24 * 3600.0)
+    assert len(run.agent.requests) == 1
+    body.write(b"id: 2\ndata: b\n\n")
+    assert [line["id"] for line in run.lines()] == ["1", "2"]
+
+
 def test_output_write_error_exits(run: Run, logged_errors: list[LogEvent]) -> None:
     """An event that cannot be written ends the process with status 74, ID not saved."""
     daemon = run.started()

@@ -1,26 +1,40 @@
-"""The exit status hook: twistd stops as usual, then the process exits with the recorded status."""
+"""The exit status: twistd runs its whole shutdown, then exits with the recorded status."""
 
 from __future__ import annotations
 
-import atexit
 import os
-from collections.abc import Callable
+import subprocess
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_twisted
+from twisted.application.app import AppLogger
+from twisted.internet import reactor
 from twisted.internet.error import ReactorNotRunning
+from twisted.logger import Logger, globalLogPublisher
+from twisted.web.pages import notFound
+from twisted.web.server import Site
 
+from tests.helpers.system import TWISTD
+from tests.helpers.waiting import until
 from txsse.daemon import _exit
 
 
 class FakeReactor:
-    """Runs callWhenRunning at once and counts stop() calls; stops only once."""
+    """Runs callWhenRunning at once, records triggers, counts stop(); stops only once."""
 
     def __init__(self) -> None:
         self.stops = 0
+        self.triggers: list[tuple[str, str, Callable[[], None]]] = []
 
     def callWhenRunning(self, f: Callable[[], Any]) -> None:
         f()
+
+    def addSystemEventTrigger(self, phase: str, event: str, f: Callable[[], None]) -> None:
+        self.triggers.append((phase, event, f))
 
     def stop(self) -> None:
         self.stops += 1
@@ -29,33 +43,68 @@ class FakeReactor:
 
 
 @pytest.fixture
-def hooks(monkeypatch: pytest.MonkeyPatch) -> list[Callable[[], None]]:
-    """The atexit hooks registered (not run at the real exit), with a fresh status."""
-    registered: list[Callable[[], None]] = []
-    monkeypatch.setattr(_exit, "_status", [])
-    monkeypatch.setattr(atexit, "register", registered.append)
-    return registered
+def status(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """A fresh recorded status; the exit observer removed afterwards."""
+    fresh: list[int] = []
+    monkeypatch.setattr(_exit, "_status", fresh)
+    yield fresh
+    globalLogPublisher.removeObserver(_exit._exit_when_twistd_is_done)
 
 
-def test_records_first_status_and_stops(
-    hooks: list[Callable[[], None]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The first status wins, the reactor is stopped, and the hook exits with that status."""
-    reactor = FakeReactor()
-    _exit.stop_with_status(reactor, _exit.EXIT_STREAM_FAILED)
-    _exit.stop_with_status(reactor, _exit.EXIT_IO_ERROR)  # stopping already: no error
-    assert reactor.stops == 2
-    assert len(hooks) == 1
-    exits: list[int] = []
-    monkeypatch.setattr(os, "_exit", exits.append)
-    hooks[0]()
-    assert exits == [1]
+def test_first_status_wins_and_exit_waits_for_twistd(status: list[int]) -> None:
+    """The first status wins; after shutdown, twistd's last log line raises SystemExit."""
+    fake = FakeReactor()
+    _exit.stop_with_status(fake, _exit.EXIT_STREAM_FAILED)
+    _exit.stop_with_status(fake, _exit.EXIT_IO_ERROR)  # stopping already: no error
+    assert fake.stops == 2
+    [(phase, event, shut_down)] = fake.triggers
+    assert (phase, event) == ("after", "shutdown")
+    Logger().info("not twistd: no exit")
+    shut_down()
+    Logger().info("still not twistd: no exit")
+    with pytest.raises(SystemExit) as exiting:
+        Logger(source=AppLogger({})).info("Server Shut Down.")
+    assert exiting.value.code == _exit.EXIT_STREAM_FAILED
 
 
-def test_no_status_no_exit(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without a recorded status the hook does nothing (twistd's own status stands)."""
-    monkeypatch.setattr(_exit, "_status", [])
-    exits: list[int] = []
-    monkeypatch.setattr(os, "_exit", exits.append)
-    _exit._exit_with_recorded_status()
-    assert exits == []
+TAC = textwrap.dedent(
+    """
+    import atexit, os
+    from pathlib import Path
+    from twisted.application.service import Application
+    from txsse.daemon import SSEDaemon
+
+    # Registered before the daemon records its status: it must still run.
+    atexit.register(lambda: Path(os.environ["TXSSE_MARK"]).write_text("ran"))
+    application = Application("exit-status")
+    SSEDaemon(os.environ["TXSSE_URL"], output=os.devnull).setServiceParent(application)
+    """
+)
+
+
+@pytest.mark.slow
+@pytest_twisted.ensureDeferred
+async def test_twistd_exits_with_status_after_every_atexit_handler(tmp_path: Path) -> None:
+    """Real twistd, 404: status 1, PID file removed, an earlier atexit handler still ran."""
+    port = reactor.listenTCP(0, Site(notFound()), interface="127.0.0.1")  # type: ignore[attr-defined]
+    (tmp_path / "app.tac").write_text(TAC)
+    mark, pidfile, log = tmp_path / "atexit-ran", tmp_path / "twistd.pid", tmp_path / "log"
+    env = {
+        **os.environ,
+        "TXSSE_URL": f"http://127.0.0.1:{port.getHost().port}/events",
+        "TXSSE_MARK": str(mark),
+    }
+    command = [TWISTD, "-n", f"--pidfile={pidfile}", f"--logfile={log}", "-y", "app.tac"]
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env)
+    try:
+        await until(lambda: proc.poll() is not None, "twistd to exit", 30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        await port.stopListening()
+    text = log.read_text()
+    assert proc.returncode == _exit.EXIT_STREAM_FAILED, text
+    assert mark.read_text() == "ran"
+    assert not pidfile.exists()
+    assert "Server Shut Down." in text

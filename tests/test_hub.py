@@ -269,7 +269,7 @@ def test_options_defaults_and_token_file(tmp_path: Path) -> None:
     assert options["cors-origin"] == ["https://a.example"]
     assert options["upstream"] == [("x", "http://127.0.0.1:1/")]
     assert options["keepalive"] is None
-    assert options["history"] == 1000 and options["redis"] is None
+    assert options["history"] == 1000 and options["redis"] == []
 
 
 @pytest.mark.parametrize(
@@ -301,7 +301,7 @@ def test_make_service_memory_and_redis() -> None:
     names = [type(s).__name__ for s in memory]
     assert names == ["ListeningService", "EventStreamService", "UpstreamRelay"]
     redis = makeService(parse("--publish-token", "x", "--redis", "redis://127.0.0.1:1/2"))
-    assert type(next(iter(redis))).__name__ == "RedisConnection"
+    assert type(next(iter(redis))).__name__ == "RedisServers"
 
 
 @pytest_twisted.ensureDeferred

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,29 +14,12 @@ from tests.helpers.hub import HubProcess, publish
 from tests.helpers.reading import Stream
 from tests.helpers.redis import RedisServer
 from tests.helpers.serving import Upstream
-from tests.helpers.system import TWISTD, free_port
+from tests.helpers.system import TWISTD
 from tests.helpers.waiting import until
 
 pytestmark = pytest.mark.slow
 
 Start = Callable[..., "pytest_twisted.Deferred[HubProcess]"]
-
-
-@pytest_twisted.async_yield_fixture
-async def hubs(tmp_path: Path) -> AsyncIterator[Callable[..., object]]:
-    """Start hub processes with ``await start(*args)``; all are stopped after the test."""
-    token = tmp_path / "token"
-    token.write_text("secret\n")
-    started: list[HubProcess] = []
-
-    async def start(*args: str) -> HubProcess:
-        hub = HubProcess(free_port(), *args, token_file=token)
-        started.append(hub)
-        return await hub.start()
-
-    yield start
-    for hub in started:
-        hub.stop()
 
 
 @pytest_twisted.ensureDeferred

@@ -141,6 +141,16 @@ async def test_hub_metrics_option(backend: str, request: pytest.FixtureRequest) 
             == 2
         )
         assert get(after, "txsse_client_ready_state", **upstream) == 1
+        # The hub's own gauges: same names with either backend.
+        assert get(after, "txsse_hub_subscribers") == 2
+        assert get(after, "txsse_hub_topics") == 2  # metered and mirror
+        if redis:
+            server = {"server": request.getfixturevalue("redis_server").url}
+            assert get(after, "txsse_hub_redis_connected", **server) == 1
+            assert get(after, "txsse_hub_redis_connections", **server) == 2
+            assert get(after, "txsse_hub_redis_topics", **server) == 1  # metered has subscribers
+        else:
+            assert not [key for key in after if key[0] == "txsse_hub_redis_connections"]
     finally:
         await source.close()
         await service.stopService()

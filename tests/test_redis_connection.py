@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone, ConnectionRefusedError
 from twisted.internet.task import Clock
@@ -40,7 +41,9 @@ class Endpoint:
 
 def make(clock: Clock) -> tuple[RedisConnection, Endpoint]:
     endpoint = Endpoint()
-    conn = RedisConnection("redis://127.0.0.1:1", reactor=clock, reply_timeout=2.0)
+    conn = RedisConnection(
+        "redis://127.0.0.1:1", reactor=clock, reply_timeout=2.0, jitter=lambda: 0.0
+    )
     conn._endpoint = lambda: endpoint  # type: ignore[method-assign]
     return conn, endpoint
 
@@ -79,24 +82,18 @@ def test_fails_fast_while_down_and_reconnects_with_backoff() -> None:
     failed: list[Failure] = []
     conn.execute("PING").addErrback(failed.append)
     assert failed and failed[0].check(ChannelUnavailable)
-    attempts = len(endpoint.attempts)
     delays = []
     for _ in range(12):  # Redis stays down: each attempt is refused
-        start = clock.seconds()
-        while len(endpoint.attempts) == attempts:
-            clock.advance(0.01)
-            assert clock.seconds() - start < 20, "no reconnection attempt"
+        (retry,) = clock.getDelayedCalls()
+        delays.append(retry.getTime() - clock.seconds())
         attempts = len(endpoint.attempts)
-        delays.append(clock.seconds() - start)
+        clock.advance(delays[-1])
+        assert len(endpoint.attempts) == attempts + 1
         endpoint.refuse()
-    # 0.1 s x 1.5 (the first retry), jitter up to 0.1 s, found in 0.01 s clock steps
-    assert delays[0] <= 0.15 + 0.1 + 0.01 + 1e-9
-    assert delays[-1] > delays[0] and max(delays) <= 5.0 + 0.1 + 0.02
+    # backoffPolicy(0.1 s, 5 s, factor 1.5) with the jitter injected as 0: exact delays
+    assert delays == pytest.approx([min(0.1 * 1.5**n, 5.0) for n in range(1, 13)])
     waiting = conn.when_connected()
-    endpoint_wait_start = clock.seconds()
-    while len(endpoint.attempts) == attempts:
-        clock.advance(0.05)
-        assert clock.seconds() - endpoint_wait_start < 20
+    clock.advance(5.0)
     endpoint.succeed()
     assert waiting.called and conn.connected
     conn.stopService()

@@ -1,10 +1,11 @@
-"""RedisStreamChannel's join of replay and live events, with Redis replies fired by hand."""
+"""RedisStreamChannel's join of replay, pub/sub messages and catch-up reads, fired by hand."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
 from zope.interface import implementer
 
 from txsse import EventStreamParser
@@ -18,52 +19,62 @@ class FakeRedis:
 
     def __init__(self) -> None:
         self.calls: list[tuple[tuple[Any, ...], Deferred[Any]]] = []
-        self.reader: FakeRedis | None = None
-        self.running = False
-        self.waiting: list[Deferred[None]] = []
-        self.connected = True
+        self.reactor = Clock()
 
     def execute(self, *args: Any) -> Deferred[Any]:
         d: Deferred[Any] = Deferred()
         self.calls.append((args, d))
         return d
 
-    def clone(self, *, reply_timeout: float | None) -> FakeRedis:
-        self.reader = FakeRedis()
-        return self.reader
-
-    def startService(self) -> None:
-        self.running = True
-
-    def stopService(self) -> Deferred[None]:
-        self.running = False
-        return succeed(None)
-
-    def when_connected(self) -> Deferred[None]:
-        if self.connected:
-            return succeed(None)
-        d: Deferred[None] = Deferred()
-        self.waiting.append(d)
-        return d
-
-    def answer(self, command: str, reply: Any) -> tuple[Any, ...]:
-        """Fire the oldest pending call of ``command`` with ``reply``; its arguments."""
+    def answer_join(self, reply: Any) -> tuple[Any, ...]:
+        """Fire the oldest pending join script with ``reply``; its arguments."""
+        self.calls = [(args, d) for args, d in self.calls if not d.called]  # drop cancelled
         for i, (args, d) in enumerate(self.calls):
-            if args[0] == command:
+            if args[0] == "EVALSHA":
                 del self.calls[i]
                 d.callback(reply)
                 return args
-        raise AssertionError(f"no pending {command}: {[a[0] for a, _ in self.calls]}")
+        raise AssertionError(f"no pending script: {[a[0] for a, _ in self.calls]}")
 
-    def drop(self, command: str) -> None:
-        """Fail the oldest pending call of ``command`` as a lost connection would."""
-        for i, (args, d) in enumerate(self.calls):
-            if args[0] == command:
-                del self.calls[i]
-                self.connected = False
-                d.errback(ChannelUnavailable("lost"))
-                return
-        raise AssertionError(f"no pending {command}")
+    def fail_join(self) -> None:
+        """Fail the oldest pending script as an unreachable Redis would."""
+        _args, d = self.calls.pop(0)
+        d.errback(ChannelUnavailable("down"))
+
+
+class FakePubSub:
+    """Subscriptions confirmed by the test; the channel's listener is kept."""
+
+    def __init__(self) -> None:
+        self.listeners: dict[str, Any] = {}
+        self.confirmed: set[str] = set()
+        self.waiting: list[Deferred[None]] = []
+        self.subscribes = 0
+
+    def subscribe(self, name: str, listener: Any) -> Deferred[None]:
+        if name not in self.listeners:
+            self.subscribes += 1
+        self.listeners[name] = listener
+        d: Deferred[None] = Deferred()
+        if name in self.confirmed:
+            d.callback(None)
+        else:
+            self.waiting.append(d)
+        return d
+
+    def confirm(self, name: str = "k") -> None:
+        self.confirmed.add(name)
+        waiting, self.waiting = self.waiting, []
+        for d in waiting:
+            d.callback(None)
+
+    def unsubscribe(self, name: str) -> None:
+        self.listeners.pop(name, None)
+        self.confirmed.discard(name)
+
+    def publish(self, *ids: str) -> None:
+        for i in ids:
+            self.listeners["k"].message(f"{i}\n\nd{i}")
 
 
 @implementer(ISubscriber)
@@ -88,102 +99,148 @@ def entry(id: str) -> list[Any]:
     return [id, ["data", f"d{id}"]]
 
 
-def xread(*ids: str) -> list[Any]:
-    return [["k", [entry(i) for i in ids]]]
+def make() -> tuple[FakeRedis, FakePubSub, RedisStreamChannel]:
+    redis, pubsub = FakeRedis(), FakePubSub()
+    channel = RedisStreamChannel(redis, "k", pubsub=pubsub)  # type: ignore[arg-type]
+    return redis, pubsub, channel
 
 
-def make() -> tuple[FakeRedis, RedisStreamChannel]:
-    redis = FakeRedis()
-    return redis, RedisStreamChannel(redis, "k")  # type: ignore[arg-type]
-
-
-def test_reader_starts_at_the_first_subscribers_top_and_fans_out_once() -> None:
-    """One XREAD loop for all subscribers, starting exactly where the first join ended."""
-    redis, channel = make()
-    a, b = Recorder(), Recorder()
+def joined(redis: FakeRedis, pubsub: FakePubSub, channel: RedisStreamChannel) -> Recorder:
+    """A first subscriber, joined with the stream at 5-0."""
+    a = Recorder()
     channel.subscribe(a).addCallback(a.take)
-    redis.answer("EVAL", ["5-0", "1-0", 0, []])
-    assert redis.reader is not None and redis.reader.running
+    pubsub.confirm()
+    redis.answer_join(["5-0", "1-0", 0, []])
+    return a
+
+
+def test_the_replay_is_read_only_once_the_pubsub_channel_is_subscribed() -> None:
+    """SUBSCRIBE first, then the join script; messages it covered are dropped, later ones kept."""
+    redis, pubsub, channel = make()
+    a = Recorder()
+    channel.subscribe(a, "3-0").addCallback(a.take)
+    assert redis.calls == [] and pubsub.subscribes == 1
+    pubsub.confirm()
+    pubsub.publish("5-0", "6-0")  # published after SUBSCRIBE: 5-0 before the script ran
+    args = redis.answer_join(["5-0", "1-0", 0, [entry("4-0"), entry("5-0")]])
+    assert args[3:5] == ("k", "3-0")
+    pubsub.publish("6-0", "7-0")  # 6-0 again: a duplicate, dropped
+    assert a.ids == ["4-0", "5-0", "6-0", "7-0"]
+
+
+def test_one_subscription_for_all_subscribers_and_messages_fan_out_once() -> None:
+    """Later subscribers share the pub/sub subscription; each message reaches each once."""
+    redis, pubsub, channel = make()
+    a = joined(redis, pubsub, channel)
+    b = Recorder()
     channel.subscribe(b).addCallback(b.take)
-    redis.answer("EVAL", ["5-0", "1-0", 0, []])
-    args = redis.reader.answer("XREAD", xread("6-0", "7-0"))
-    assert args[-1] == "5-0"
+    redis.answer_join(["5-0", "1-0", 0, []])
+    pubsub.publish("6-0", "7-0")
+    assert pubsub.subscribes == 1
     assert a.ids == b.ids == ["6-0", "7-0"]
-    assert redis.reader.calls[0][0][-1] == "7-0"  # the next XREAD goes on from there
-    assert len(redis.reader.calls) == 1
 
 
-def test_events_read_while_a_replay_is_pending_join_it_without_duplicates() -> None:
+def test_events_received_while_a_replay_is_pending_join_it_without_duplicates() -> None:
     """Live events that arrive during a join are appended to its replay, each once."""
-    redis, channel = make()
-    a, b = Recorder(), Recorder()
-    channel.subscribe(a).addCallback(a.take)
-    redis.answer("EVAL", ["5-0", "1-0", 0, []])
-    assert redis.reader is not None
-    channel.subscribe(b, "4-0").addCallback(b.take)  # its EVAL is in flight
-    redis.reader.answer("XREAD", xread("6-0", "7-0"))
+    redis, pubsub, channel = make()
+    a = joined(redis, pubsub, channel)
+    b = Recorder()
+    channel.subscribe(b, "4-0").addCallback(b.take)  # its script is in flight
+    pubsub.publish("6-0", "7-0")
     # Redis ran b's script after 6-0 was added, before 7-0.
-    redis.answer("EVAL", ["6-0", "1-0", 0, [entry("5-0"), entry("6-0")]])
-    redis.reader.answer("XREAD", xread("8-0"))
+    redis.answer_join(["6-0", "1-0", 0, [entry("5-0"), entry("6-0")]])
+    pubsub.publish("8-0")
     assert a.ids == ["6-0", "7-0", "8-0"]
     assert b.ids == ["5-0", "6-0", "7-0", "8-0"]
 
 
-def test_a_replay_ahead_of_the_reader_skips_what_it_already_has() -> None:
-    """A join that saw more than the reader has read gets only newer live events."""
-    redis, channel = make()
-    a, b = Recorder(), Recorder()
-    channel.subscribe(a).addCallback(a.take)
-    redis.answer("EVAL", ["5-0", "1-0", 0, []])
-    assert redis.reader is not None
+def test_a_replay_ahead_of_the_channel_skips_what_it_already_has() -> None:
+    """A join that saw more than the channel has received gets only newer live events."""
+    redis, pubsub, channel = make()
+    a = joined(redis, pubsub, channel)
+    b = Recorder()
     channel.subscribe(b, "5-0").addCallback(b.take)
-    redis.answer("EVAL", ["7-0", "1-0", 0, [entry("6-0"), entry("7-0")]])
-    redis.reader.answer("XREAD", xread("6-0"))
-    redis.reader.answer("XREAD", xread("7-0", "8-0"))
-    redis.reader.answer("XREAD", xread("9-0"))
+    redis.answer_join(["7-0", "1-0", 0, [entry("6-0"), entry("7-0")]])
+    pubsub.publish("6-0", "7-0", "8-0", "9-0")
     assert a.ids == ["6-0", "7-0", "8-0", "9-0"]
     assert b.ids == ["6-0", "7-0", "8-0", "9-0"]
 
 
-def test_last_unsubscribe_stops_the_reader_and_a_cancelled_join_is_forgotten() -> None:
-    """No subscribers, no reader; a join cancelled in flight never calls the subscriber."""
-    redis, channel = make()
-    a, b = Recorder(), Recorder()
-    channel.subscribe(a).addCallback(a.take)
-    redis.answer("EVAL", ["5-0", "", 0, []])
-    reader = redis.reader
-    assert reader is not None
+def test_last_unsubscribe_leaves_the_pubsub_channel_and_a_cancelled_join_is_forgotten() -> None:
+    """No subscribers, no subscription; a join cancelled in flight never calls the subscriber."""
+    redis, pubsub, channel = make()
+    a = joined(redis, pubsub, channel)
+    b = Recorder()
     pending = channel.subscribe(b)
     pending.addErrback(lambda _: None)
     pending.cancel()
     assert channel.subscriber_count == 1
     channel.unsubscribe(a)
     channel.unsubscribe(a)  # idempotent
-    assert not reader.running and channel.subscriber_count == 0
-    reader.answer("XREAD", xread("6-0"))  # a late reply of the stopped loop
+    assert channel.subscriber_count == 0 and "k" not in pubsub.listeners
     assert a.ids == [] and b.ids == []
+    c = Recorder()  # subscribing again starts over
+    channel.subscribe(c).addCallback(c.take)
+    pubsub.confirm()
+    redis.answer_join(["9-0", "1-0", 0, []])
+    pubsub.publish("9-0", "10-0")
+    assert c.ids == ["10-0"]
 
 
-def test_after_an_outage_the_reader_goes_on_or_ends_subscribers_on_a_gap() -> None:
-    """Reconnected: no gap, the loop resumes at its cursor; a gap ends every subscriber."""
-    redis, channel = make()
-    a = Recorder()
-    channel.subscribe(a).addCallback(a.take)
-    redis.answer("EVAL", ["5-0", "", 0, []])
-    reader = redis.reader
-    assert reader is not None
-    reader.drop("XREAD")
-    assert reader.calls == []  # waits for the connection
-    reader.connected = True
-    reader.waiting.pop().callback(None)
-    args = reader.answer("EVAL", ["9-0", "6-0", 0, []])
-    assert args[-2:] == ("5-0", "0")  # gap check only, from the cursor
-    reader.answer("XREAD", xread("6-0"))
-    assert a.ids == ["6-0"] and not a.ended
+def test_a_join_fails_with_channel_unavailable_and_leaves_nothing_behind() -> None:
+    """Redis down during the join: the Deferred fails, the subscription is dropped."""
+    redis, pubsub, channel = make()
+    failures: list[Any] = []
+    channel.subscribe(Recorder()).addErrback(failures.append)
+    pubsub.confirm()
+    redis.fail_join()
+    assert failures and failures[0].check(ChannelUnavailable)
+    assert channel.subscriber_count == 0 and "k" not in pubsub.listeners
 
-    reader.drop("XREAD")
-    reader.connected = True
-    reader.waiting.pop().callback(None)
-    reader.answer("EVAL", ["20-0", "15-0", 1, []])
+
+def test_after_a_reconnection_the_stream_fills_the_gap_without_duplicates() -> None:
+    """Resubscribed: messages wait while the stream is read after the last id sent."""
+    redis, pubsub, channel = make()
+    a = joined(redis, pubsub, channel)
+    pubsub.publish("6-0")
+    pubsub.listeners["k"].resubscribed()  # 7-0 and 8-0 were published meanwhile
+    pubsub.publish("8-0", "9-0")  # held back until the gap is filled
+    assert a.ids == ["6-0"]
+    redis.fail_join()  # Redis not back yet for commands: retried after a delay
+    redis.reactor.advance(0.5)
+    args = redis.answer_join(["8-0", "1-0", 0, [entry("7-0"), entry("8-0")]])
+    assert args[4:] == ("6-0", "1")
+    pubsub.publish("10-0")
+    assert a.ids == ["6-0", "7-0", "8-0", "9-0", "10-0"] and not a.ended
+    assert redis.reactor.getDelayedCalls() == []
+
+
+def test_after_a_reconnection_a_lost_history_ends_the_subscribers() -> None:
+    """Redis came back without the events after the last id sent: subscribers are ended."""
+    redis, pubsub, channel = make()
+    a = joined(redis, pubsub, channel)
+    pubsub.listeners["k"].resubscribed()
+    redis.answer_join(["2-0", "", 1, []])
     assert a.ended and channel.subscriber_count == 0
-    assert not reader.running and reader.calls == []
+    assert "k" not in pubsub.listeners
+
+
+def test_a_reconnection_before_the_first_replay_fails_the_pending_joins() -> None:
+    """Nothing says where the stream stood: the joins in flight fail and their clients retry."""
+    redis, pubsub, channel = make()
+    failures: list[Any] = []
+    channel.subscribe(Recorder()).addErrback(failures.append)
+    pubsub.confirm()
+    pubsub.listeners["k"].resubscribed()
+    redis.answer_join(["5-0", "1-0", 0, []])
+    assert failures and failures[0].check(ChannelUnavailable)
+    assert channel.subscriber_count == 0
+
+
+def test_close_ends_subscribers_and_leaves_the_pubsub_channel() -> None:
+    """close() (a dropped topic) ends every stream and holds no subscription afterwards."""
+    redis, pubsub, channel = make()
+    a = joined(redis, pubsub, channel)
+    channel.close()
+    assert a.ended and channel.subscriber_count == 0 and "k" not in pubsub.listeners
+    channel.close()  # idempotent

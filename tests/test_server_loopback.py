@@ -12,11 +12,17 @@ from twisted.internet.task import deferLater
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
+from tests.helpers.memhttp import dechunk
 from tests.helpers.reading import connect
 from tests.helpers.serving import Recording
 from tests.helpers.waiting import TIMEOUT, until
 from txsse import Event, EventSource, EventStreamParser
 from txsse.server import EventStreamResource, MemoryChannel
+
+
+def body(response: bytes) -> bytearray:
+    """The bytes after the headers of a raw HTTP response."""
+    return bytearray(response.split(b"\r\n\r\n", 1)[1])
 
 
 def drain(sock: socket.socket) -> bytes:
@@ -31,21 +37,6 @@ def drain(sock: socket.socket) -> bytes:
             break
         data += chunk
     return bytes(data)
-
-
-def dechunk(raw: bytes) -> bytes:
-    """The body of a (possibly truncated) chunked HTTP/1.1 response."""
-    body = bytearray()
-    rest = raw.split(b"\r\n\r\n", 1)[1]
-    while b"\r\n" in rest:
-        size_line, rest = rest.split(b"\r\n", 1)
-        size = int(size_line, 16)
-        if size == 0 or len(rest) < size + 2:
-            break
-        assert rest[size : size + 2] == b"\r\n", "chunk framing broken"
-        body += rest[:size]
-        rest = rest[size + 2 :]
-    return bytes(body)
 
 
 @pytest_twisted.async_yield_fixture
@@ -117,7 +108,7 @@ async def test_slow_socket_is_evicted_while_fast_client_keeps_up(
         received = await reader.take(len(published))
         assert [e.id for e in received] == published
         # What the slow client did get (through partial sends) is intact, in order.
-        slow_ids = [e.id for e in EventStreamParser().feed(dechunk(drain(slow)))]
+        slow_ids = [e.id for e in EventStreamParser().feed(dechunk(body(drain(slow))))]
         assert slow_ids == published[: len(slow_ids)]
     finally:
         slow.close()

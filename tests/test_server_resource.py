@@ -13,7 +13,7 @@ from twisted.web.server import Site
 from zope.interface import implementer
 
 from tests.helpers.memhttp import Client, make_site, request
-from txsse import Comment, Event
+from txsse import Comment, Event, format_event
 from txsse.server import (
     EventStreamResource,
     EventStreamService,
@@ -284,15 +284,14 @@ def test_close_ends_streams_with_exact_retry(channel: MemoryChannel, clock: Cloc
 
 
 def test_close_spreads_final_retry(channel: MemoryChannel, clock: Clock) -> None:
-    """With spread, every client gets its own retry within [0, retry]."""
-    resource, site = serve(channel, clock)
-    clients = [request(site) for _ in range(30)]
+    """With spread, each client's final retry is ``retry`` times its own random draw."""
+    draws = iter([0.0, 0.25, 0.5, 0.999])
+    resource, site = serve(channel, clock, random=lambda: next(draws))
+    clients = [request(site) for _ in range(4)]
     resource.close(retry=10)
     for client in clients:
         client.pump()
-    retries = {client.parser.retry for client in clients}
-    assert all(r is not None and 0 <= r <= 10000 for r in retries)
-    assert len(retries) > 10
+    assert [client.parser.retry for client in clients] == [0, 2500, 5000, 9990]
 
 
 def test_service_stop_closes_streams(channel: MemoryChannel, clock: Clock) -> None:
@@ -447,16 +446,15 @@ def test_bad_final_retry_is_refused(channel: MemoryChannel) -> None:
             EventStreamService(resource, final_retry=value)  # type: ignore[arg-type]
 
 
-def test_one_framing_per_broadcast(channel: MemoryChannel, clock: Clock) -> None:
-    """Every HTTP/1.1 subscriber of a broadcast is handed the very same framed bytes."""
-    resource, site = serve(channel, clock)
+def test_broadcast_is_one_http_chunk_per_subscriber(channel: MemoryChannel, clock: Clock) -> None:
+    """Each HTTP/1.1 subscriber gets a broadcast as exactly one well-framed chunk."""
+    _, site = serve(channel, clock)
     clients = [request(site) for _ in range(3)]
-    framed: list[bytes] = []
-    frame = resource.frame
-    resource.frame = lambda chunk: framed.append(frame(chunk)) or framed[-1]  # type: ignore[method-assign]
+    before = [len(client.transport.value()) for client in clients]
     channel.publish("once")
-    assert len(framed) == 3
-    assert framed[0] is framed[1] is framed[2]
+    payload = format_event("once", id=channel.last_id)
+    chunk = b"%x\r\n%s\r\n" % (len(payload), payload)
+    assert [c.transport.value()[n:] for c, n in zip(clients, before, strict=True)] == [chunk] * 3
     for client in clients:
         assert client.events() == [Event("once", id=channel.last_id or "")]
         client.disconnect()

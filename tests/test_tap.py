@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from twisted.application.service import IServiceMaker
 from twisted.plugin import getPlugins
 from twisted.python import usage
 
+from txsse.daemon import _options
 from txsse.daemon._demo import DemoService
 from txsse.daemon._options import Options, makeService, parse_header
 from txsse.daemon._service import SSEDaemon
@@ -214,12 +216,20 @@ def test_parse_header() -> None:
     assert parse_header("X-Empty:") == ("X-Empty", "")
 
 
-def test_make_service() -> None:
-    """The service maker builds the daemon; --demo wraps it in the demo server."""
+def test_make_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service maker builds the daemon (--idle-timeout 0: none); --demo wraps it."""
+    built: list[dict[str, Any]] = []
+
+    class Built(SSEDaemon):
+        def __init__(self, url: str, **options: Any) -> None:
+            built.append({"url": url, **options})
+            super().__init__(url, **options)
+
+    monkeypatch.setattr(_options, "SSEDaemon", Built)
     daemon = makeService(parse("--url", URL, "--idle-timeout", "0"))
     assert isinstance(daemon, SSEDaemon)
     assert daemon.url == URL
-    assert daemon._source_options["idle_timeout"] is None  # 0 means never
+    assert built[0]["idle_timeout"] is None  # 0 means never (see test_daemon: never drops)
     demo = makeService(parse("--demo"))
     assert isinstance(demo, DemoService)
-    assert [type(child) for child in demo] == [SSEDaemon]
+    assert [type(child) for child in demo] == [Built]

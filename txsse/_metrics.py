@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client import Counter as _Counter
 from prometheus_client import Gauge as _Gauge
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
@@ -79,6 +79,7 @@ class _Family:
         self._client: dict[str, Any] | None = None
         self._server: dict[str, Any] | None = None
         self._redis: Any = None
+        self._hub: HubCollector | None = None
         self._sums: dict[str, _Sums] = {}
 
     @property
@@ -445,6 +446,71 @@ def watch_redis(connection: Any, registry: CollectorRegistry | None = None) -> N
     metrics._redis.set_function(lambda: 1.0 if connection.connected else 0.0)
 
 
+class HubCollector:
+    """The ``txsse_hub_*`` gauges of one hub process, read when metrics are scraped.
+
+    The same names whatever the backend: the ``server``-labelled ones simply
+    have no sample with the memory backend.
+
+    :param hub: the :class:`txsse.hub.Hub` (its ``subscribers`` and ``router``).
+    :param servers: the hub's ``RedisServers`` (its ``status()``), or ``None``.
+    """
+
+    def __init__(self, hub: Any, servers: Any = None) -> None:
+        self.watch(hub, servers)
+
+    def watch(self, hub: Any, servers: Any = None) -> None:
+        """Read this hub (and servers) from now on."""
+        self._hub = hub
+        self._servers = servers
+
+    def _topics(self) -> int:
+        router = self._hub.router
+        count = getattr(router, "channel_count", None)
+        return int(count) if count is not None else len(router.resources())
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """The gauges, from the hub's state now."""
+        yield GaugeMetricFamily(
+            "txsse_hub_topics", "Topics this process holds in memory now.", self._topics()
+        )
+        yield GaugeMetricFamily(
+            "txsse_hub_subscribers", "Subscriber streams open on this process now.",
+            self._hub.subscribers,
+        )  # fmt: skip
+        status = self._servers.status() if self._servers is not None else []
+        families = (
+            ("txsse_hub_redis_connected", "1 while the Redis server answers commands.",
+             lambda s: 1.0 if s.connected else 0.0),
+            ("txsse_hub_redis_connections",
+             "Connections open from this process to the Redis server (commands and pub/sub).",
+             lambda s: s.connections),
+            ("txsse_hub_redis_topics",
+             "Topics whose pub/sub channel this process subscribes on the Redis server.",
+             lambda s: s.topics),
+        )  # fmt: skip
+        for name, doc, value in families:
+            family = GaugeMetricFamily(name, doc, labels=["server"])
+            for server in status:
+                family.add_metric([server.server], value(server))
+            yield family
+
+
+def watch_hub(hub: Any, servers: Any = None, registry: CollectorRegistry | None = None) -> None:
+    """Export the ``txsse_hub_*`` gauges of a hub process.
+
+    :param hub: the :class:`txsse.hub.Hub`.
+    :param servers: its ``RedisServers`` with the Redis backend, else ``None``.
+    :param registry: the Prometheus registry.
+    """
+    metrics = family(registry)
+    if metrics._hub is None:
+        metrics._hub = HubCollector(hub, servers)
+        metrics.registry.register(metrics._hub)
+    else:  # one hub per registry: the latest one made
+        metrics._hub.watch(hub, servers)
+
+
 class MetricsResource(Resource):
     """``GET`` answers the registry in the Prometheus text format.
 
@@ -465,10 +531,12 @@ class MetricsResource(Resource):
 
 
 __all__ = [
+    "HubCollector",
     "MeteredChannel",
     "MetricsResource",
     "SourceMetrics",
     "family",
     "stream_label",
+    "watch_hub",
     "watch_redis",
 ]

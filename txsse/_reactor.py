@@ -7,10 +7,11 @@ application has chosen its own.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from zope.interface import implementer
 
 
 def default_reactor(reactor: Any = None) -> Any:
@@ -26,6 +27,7 @@ def default_reactor(reactor: Any = None) -> Any:
     return global_reactor
 
 
+@implementer(IReactorTime)
 class GlobalClock:
     """The global reactor's clock, looked up on each use rather than at construction."""
 
@@ -39,6 +41,11 @@ class GlobalClock:
         """Schedule a call on the global reactor."""
         call: IDelayedCall = default_reactor().callLater(delay, callable, *args, **kw)
         return call
+
+    def getDelayedCalls(self) -> Sequence[IDelayedCall]:
+        """The global reactor's scheduled calls."""
+        calls: Sequence[IDelayedCall] = default_reactor().getDelayedCalls()
+        return calls
 
 
 __all__ = ["GlobalClock", "default_reactor"]

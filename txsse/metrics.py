@@ -21,7 +21,14 @@ from twisted.application.service import IService
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from txsse._metrics import MeteredChannel, MetricsResource, SourceMetrics, stream_label, watch_redis
+from txsse._metrics import (
+    MeteredChannel,
+    MetricsResource,
+    SourceMetrics,
+    stream_label,
+    watch_hub,
+    watch_redis,
+)
 from txsse.server import IEventChannel
 
 
@@ -93,5 +100,6 @@ __all__ = [
     "instrument_source",
     "metrics_resource",
     "metrics_service",
+    "watch_hub",
     "watch_redis",
 ]

@@ -8,10 +8,13 @@
   ways to open a stream over real HTTP;
 - ``serving``: loopback event-stream servers (a recording resource, an upstream);
 - ``memagent``, ``harness``: the in-memory agent and clock for deterministic client tests;
-- ``memhttp``: a real ``Site`` over ``StringTransport`` for deterministic server tests;
+- ``clocks``: :class:`~tests.helpers.clocks.HeldClock`, timeouts fired by hand on real sockets;
+- ``memhttp``: a real ``Site`` over ``StringTransport`` for deterministic server tests, and
+  the one HTTP/1.1 chunk decoder;
 - ``sseserver``: a scripted loopback server for the client's loopback tests;
 - ``blocking_server``: a loopback server in a reactor thread, for the blocking facade;
 - ``redis``, ``hub``: a real redis-server, hub subprocesses, publishing;
-- ``metrics``: scraping ``/metrics``; ``tls``: a self-signed certificate;
+- ``metrics``: scraping ``/metrics``; ``tls``: a self-signed certificate; ``docs``: the
+  documentation's runnable examples;
 - ``chunking``, ``reference``: chunkings of a byte stream and the reference parser.
 """

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest_twisted
 import treq
 
-from tests.helpers.system import TWISTD, stop_process
+from tests.helpers.system import TWISTD, free_port, stop_process
 from tests.helpers.waiting import until
 
 
@@ -93,3 +94,20 @@ class HubProcess:
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it does not exit within 10 s."""
         stop_process(self.process)
+
+
+@pytest_twisted.async_yield_fixture
+async def hubs(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    """Start hub processes with ``await start(*args)``; all are stopped after the test."""
+    token = tmp_path / "token"
+    token.write_text("secret\n")
+    started: list[HubProcess] = []
+
+    async def start(*args: str) -> HubProcess:
+        hub = HubProcess(free_port(), *args, token_file=token)
+        started.append(hub)
+        return await hub.start()
+
+    yield start
+    for hub in started:
+        hub.stop()

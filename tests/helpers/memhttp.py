@@ -18,6 +18,22 @@ from txsse import Comment, Event, EventStreamParser
 _port = iter(range(20000, 60000))
 
 
+def dechunk(raw: bytearray) -> bytes:
+    """The data of the complete HTTP/1.1 chunks at the start of ``raw``, removed from it.
+
+    A truncated chunk stays in ``raw`` (for more bytes to complete it).
+    """
+    out = bytearray()
+    while (end := raw.find(b"\r\n")) >= 0:
+        size = int(raw[:end], 16)
+        if len(raw) < end + 2 + size + 2:
+            break
+        out += raw[end + 2 : end + 2 + size]
+        assert raw[end + 2 + size : end + 4 + size] == b"\r\n", "bad chunk framing"
+        del raw[: end + 4 + size]
+    return bytes(out)
+
+
 def make_site(resource: Resource, clock: Clock, path: bytes = b"events") -> Site:
     """A Site with ``resource`` at ``/<path>``, on ``clock``, without idle timeouts."""
     root = Resource()
@@ -73,7 +89,7 @@ class Client:
                 return []
             self._head = bytes(self._raw[:end])
             del self._raw[: end + 4]
-        new = self._dechunk() if self.chunked else self._take_all()
+        new = dechunk(self._raw) if self.chunked else self._take_all()
         self._body += new
         items = self.parser.feed(new)
         self.items.extend(items)
@@ -91,20 +107,6 @@ class Client:
         data = bytes(self._raw)
         self._raw.clear()
         return data
-
-    def _dechunk(self) -> bytes:
-        out = bytearray()
-        while True:
-            end = self._raw.find(b"\r\n")
-            if end < 0:
-                break
-            size = int(self._raw[:end], 16)
-            if len(self._raw) < end + 2 + size + 2:
-                break
-            out += self._raw[end + 2 : end + 2 + size]
-            assert self._raw[end + 2 + size : end + 4 + size] == b"\r\n", "bad chunk framing"
-            del self._raw[: end + 4 + size]
-        return bytes(out)
 
     def events(self) -> list[Event]:
         """Every event received so far."""

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Protocol as TypingProtocol
 from typing import cast
 
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
@@ -19,16 +20,7 @@ from twisted.web.http import PotentialDataLoss
 
 from txsse._event import Comment, Event
 from txsse._parser import EventStreamParser
-from txsse.client._types import Clock, DelayedCall
 from txsse.errors import ParseError, StreamEnded
-
-
-class _Producer(TypingProtocol):
-    """The push-producer side of a response body's transport."""
-
-    def pauseProducing(self) -> None: ...
-    def resumeProducing(self) -> None: ...
-    def stopProducing(self) -> None: ...
 
 
 class StreamReceiver(TypingProtocol):
@@ -79,7 +71,7 @@ class EventStreamProtocol(Protocol):
     """
 
     def __init__(
-        self, parser: EventStreamParser, receiver: StreamReceiver, clock: Clock | None = None
+        self, parser: EventStreamParser, receiver: StreamReceiver, clock: IReactorTime | None = None
     ) -> None:
         self.parser = parser
         self._receiver = receiver
@@ -91,7 +83,7 @@ class EventStreamProtocol(Protocol):
         self.chunk_size = 0
         self._clock = clock
         self._chunks: list[bytes] = []
-        self._turn: DelayedCall | None = None
+        self._turn: IDelayedCall | None = None
 
     @property
     def done(self) -> bool:
@@ -179,7 +171,7 @@ class EventStreamProtocol(Protocol):
         """Stop reading from the network (back-pressure)."""
         if not self._paused and not self._done:
             self._paused = True
-            producer = cast("_Producer | None", self.transport)
+            producer = cast("IPushProducer | None", self.transport)
             if producer is not None:
                 producer.pauseProducing()
 
@@ -187,7 +179,7 @@ class EventStreamProtocol(Protocol):
         """Read from the network again after :meth:`pause`."""
         if self._paused and not self._done:
             self._paused = False
-            producer = cast("_Producer | None", self.transport)
+            producer = cast("IPushProducer | None", self.transport)
             if producer is not None:
                 producer.resumeProducing()
 
@@ -203,6 +195,6 @@ class EventStreamProtocol(Protocol):
 
     def _stop_transport(self) -> None:
         """Close the connection under the body (it is never reused)."""
-        producer = cast("_Producer | None", self.transport)
+        producer = cast("IPushProducer | None", self.transport)
         if producer is not None:
             producer.stopProducing()

@@ -1,4 +1,11 @@
-"""The event queue behind ``EventSource.next()``: a ``DeferredQueue`` on a deque."""
+"""The event queue behind ``EventSource.next()``: ``source.queue``.
+
+It has :class:`~twisted.internet.defer.DeferredQueue`'s interface but is the
+source's own: readers waiting in :meth:`EventQueue.get` are woken by the
+source's delivery (after the event's listeners, never from inside the parser
+or from inside :meth:`EventQueue.put`), and taking an event can resume a
+transport paused for back-pressure.
+"""
 
 from __future__ import annotations
 
@@ -6,44 +13,78 @@ from collections import deque
 from collections.abc import Callable
 from typing import NoReturn
 
-from twisted.internet.defer import Deferred, DeferredQueue
+from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 
 from txsse._event import Event
 from txsse.errors import StreamClosed
 
 
-class Pending(deque[Event]):
-    """The queue's backlog: a deque, so taking from the front is O(1).
+class EventQueue:
+    """Events waiting to be read, and the readers waiting for one.
 
-    ``DeferredQueue`` calls ``pending.pop(0)``; a deque's ``pop`` takes no index.
+    ``DeferredQueue``'s interface: :meth:`get`, :meth:`put`, :attr:`pending`,
+    :attr:`waiting`, :attr:`size` and :attr:`backlog` (both ``None``: the
+    source bounds the queue by pausing the transport instead).
+
+    :param wake: asks the source to hand queued events to waiting readers (on
+        its delivery schedule).
+    :param taken: called after an event is taken while :attr:`watched`.
     """
 
-    def pop(self, index: int = -1) -> Event:
-        """Remove and return the first (``index=0``) or last event.
+    size: int | None = None
+    backlog: int | None = None
 
-        :param index: 0 or -1.
-        :returns: the event.
-        """
-        return self.popleft() if index == 0 else super().pop()
-
-
-class EventQueue(DeferredQueue[Event]):
-    """A ``DeferredQueue`` that tells its source whenever an event is taken."""
-
-    def __init__(self, taken: Callable[[], None]) -> None:
-        super().__init__()
-        self.pending: Pending = Pending()  # type: ignore[assignment]
+    def __init__(self, wake: Callable[[], None], taken: Callable[[], None]) -> None:
+        #: The events not read yet, oldest first.
+        self.pending: deque[Event] = deque()
+        #: The ``get()`` Deferreds waiting for an event, first come first served.
+        self.waiting: list[Deferred[Event]] = []
+        #: Whether taking an event must be reported (back-pressure, draining).
+        self.watched = False
+        self._wake = wake
         self._taken = taken
 
     def get(self) -> Deferred[Event]:
-        """Take the next event, as :meth:`DeferredQueue.get`.
+        """Take the next event.
 
-        :returns: a Deferred that fires with the next event.
+        :returns: a Deferred that fires with the next event: at once if one is
+            queued and no earlier reader waits, or when one arrives. Cancelling
+            it gives up the wait without losing an event.
         """
-        result = super().get()
-        self._taken()
-        return result
+        pending = self.pending
+        if pending and not self.waiting:
+            event = succeed(pending.popleft())
+            if self.watched:
+                self._taken()
+            return event
+        waiter: Deferred[Event] = Deferred(self._forget)
+        self.waiting.append(waiter)
+        if pending:
+            self._wake()
+        return waiter
+
+    def put(self, obj: Event) -> None:
+        """Add an event at the end of the queue (waiting readers get it in order).
+
+        :param obj: the event.
+        """
+        self.pending.append(obj)
+        if self.waiting:
+            self._wake()
+
+    def hand_over(self) -> None:
+        """Give queued events to the waiting readers, in order (the delivery calls this)."""
+        waiting, pending = self.waiting, self.pending
+        while waiting and pending:
+            waiting.pop(0).callback(pending.popleft())
+            if self.watched:
+                self._taken()
+
+    def _forget(self, waiter: Deferred[Event]) -> None:
+        """A waiting ``get()`` was cancelled."""
+        if waiter in self.waiting:
+            self.waiting.remove(waiter)
 
 
 def end_iteration(failure: Failure) -> NoReturn:

@@ -21,8 +21,6 @@ from twisted.web.client import BrowserLikePolicyForHTTPS
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
-from txsse.client._types import TLSPolicy
-
 _HEX = re.compile(r"[0-9a-f]{64}")
 
 
@@ -37,7 +35,7 @@ def _pem(certificate: bytes | str | Path) -> bytes:
     return certificate
 
 
-def trust_certificate(certificate: bytes | str | Path) -> TLSPolicy:
+def trust_certificate(certificate: bytes | str | Path) -> IPolicyForHTTPS:
     """Trust one CA (or one self-signed server certificate) instead of the system CAs.
 
     The host name is still checked against the certificate, so the certificate
@@ -51,7 +49,7 @@ def trust_certificate(certificate: bytes | str | Path) -> TLSPolicy:
         root = ssl.Certificate.loadPEM(_pem(certificate))
     except (SSL.Error, crypto.Error, ValueError) as error:
         raise ValueError(f"cannot load the PEM certificate: {error}") from None
-    policy: TLSPolicy = BrowserLikePolicyForHTTPS(trustRoot=root)  # type: ignore[no-untyped-call]
+    policy: IPolicyForHTTPS = BrowserLikePolicyForHTTPS(trustRoot=root)
     return policy
 
 
@@ -116,7 +114,7 @@ class _PinnedPolicy:
         return _PinnedCreator(self._pins, hostname.decode("ascii"))
 
 
-def pin_certificate(*fingerprints: str) -> TLSPolicy:
+def pin_certificate(*fingerprints: str) -> IPolicyForHTTPS:
     """Accept only a server certificate with one of these SHA-256 fingerprints.
 
     Neither a CA nor the host name is checked: the fingerprint alone identifies

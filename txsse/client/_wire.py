@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import cast
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IConsumer, IPushProducer, IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
-from twisted.web.iweb import IBodyProducer
+from twisted.web.iweb import IAgent, IBodyProducer, IPolicyForHTTPS, IResponse
 from zope.interface import implementer
 
-from txsse.client._types import TLSPolicy
 
-
-def make_agent(reactor: Any, tls: TLSPolicy | None = None) -> Any:
+def make_agent(reactor: IReactorTime, tls: IPolicyForHTTPS | None = None) -> IAgent:
     """The default agent: TLS verified, connections never kept for reuse.
 
-    :param reactor: the reactor to connect with.
+    :param reactor: the reactor to connect with (also an ``IReactorTCP`` and,
+        for ``https``, an ``IReactorSSL``).
     :param tls: the TLS policy; by default :class:`BrowserLikePolicyForHTTPS`
         (the system's trusted CAs, host name checked).
     :returns: a ``twisted.web.client.Agent``.
     """
-    pool = HTTPConnectionPool(reactor, persistent=False)  # type: ignore[no-untyped-call]
-    policy = tls or BrowserLikePolicyForHTTPS()  # type: ignore[no-untyped-call]
-    return Agent(reactor, contextFactory=policy, pool=pool)  # type: ignore[no-untyped-call]
+    pool = HTTPConnectionPool(reactor, persistent=False)
+    policy = tls or BrowserLikePolicyForHTTPS()
+    return Agent(reactor, contextFactory=policy, pool=pool)
 
 
 @implementer(IBodyProducer)
@@ -37,7 +37,7 @@ class BytesProducer:
         self._body = body
         self.length = len(body)
 
-    def startProducing(self, consumer: Any) -> Deferred[None]:
+    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
         """Write the whole body.
 
         :param consumer: where to write it.
@@ -60,14 +60,13 @@ class _Discard(Protocol):
     """Drop a body at once by closing its connection."""
 
     def connectionMade(self) -> None:
-        transport: Any = self.transport
-        transport.stopProducing()
+        cast(IPushProducer, self.transport).stopProducing()
 
     def connectionLost(self, reason: object = None) -> None:
         """The body is gone; nothing to do."""
 
 
-def discard_body(response: Any) -> None:
+def discard_body(response: IResponse) -> None:
     """Throw away a response body we will not read, closing its connection.
 
     :param response: the response.

@@ -1,21 +1,25 @@
-"""Stop the reactor and make the process exit with a chosen status.
+"""Stop the reactor and make ``twistd`` exit with a chosen status.
 
-twistd has no way for a service to choose the process's exit status: it returns
-0 once the reactor stops. :func:`stop_with_status` records the status and stops
-the reactor; twistd then cleans up as usual (services stopped, PID file removed,
-log closed) and, at interpreter exit, a hook flushes standard output and error
-and ends the process with the recorded status.
+twistd has no way for a service to choose the process's exit status (Twisted issue
+#11335): once the reactor stops it stops the services, removes the PID file, logs
+"Server Shut Down." through its ``AppLogger`` and returns, and the process exits with 0.
+:func:`stop_with_status` records the status and stops the reactor; once the reactor
+has shut down, the first message of twistd's ``AppLogger`` (the last step of its flow)
+raises :class:`SystemExit` with the recorded status. That is an ordinary exit: every
+``atexit`` handler runs and the standard streams are flushed, as after ``sys.exit``.
+Outside twistd nothing else happens after the reactor stops: an application running
+:class:`~txsse.daemon.SSEDaemon` itself passes ``on_exit``.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import os
-import sys
 from typing import Any
 
+from twisted.application.app import AppLogger
 from twisted.internet.error import ReactorNotRunning
+from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
+from zope.interface import provider
 
 #: Exit status after the server refused the stream for good.
 EXIT_STREAM_FAILED = 1
@@ -27,31 +31,33 @@ EXIT_SOFTWARE = 70
 _status: list[int] = []
 
 
-def _exit_with_recorded_status() -> None:
-    """At interpreter exit: flush standard streams and exit with the recorded status."""
-    if not _status:
-        return
-    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
-        try:
-            if stream is not None:
-                stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(_status[0])
+@provider(ILogObserver)
+def _exit_when_twistd_is_done(event: LogEvent) -> None:
+    """After the reactor's shutdown, twistd's ``AppLogger`` speaks last: exit then.
+
+    :raises SystemExit: with the recorded status (log observers let it through).
+    """
+    if _status and isinstance(event.get("log_source"), AppLogger):
+        globalLogPublisher.removeObserver(_exit_when_twistd_is_done)
+        raise SystemExit(_status[0])
+
+
+def _reactor_has_shut_down() -> None:
+    globalLogPublisher.addObserver(_exit_when_twistd_is_done)
 
 
 def stop_with_status(reactor: Any, status: int) -> None:
-    """Stop ``reactor`` and make the process exit with ``status`` afterwards.
+    """Stop ``reactor`` and make twistd exit with ``status`` once it is done.
 
-    The first non-zero status recorded wins. Safe to call before the reactor
-    runs (it then stops as soon as it starts) and while it is stopping.
+    The first status recorded wins. Safe to call before the reactor runs (it
+    then stops as soon as it starts) and while it is stopping.
 
     :param reactor: the reactor to stop.
     :param status: the process exit status.
     """
     if not _status:
-        atexit.register(_exit_with_recorded_status)
         _status.append(status)
+        reactor.addSystemEventTrigger("after", "shutdown", _reactor_has_shut_down)
 
     def stop() -> None:
         with contextlib.suppress(ReactorNotRunning):

@@ -7,7 +7,9 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.web.iweb import IAgent
 
 from txsse._event import Event
 from txsse._reactor import default_reactor
@@ -67,8 +69,8 @@ class SSEDaemon(Service):
         connect_timeout: float | None = 30.0,
         idle_timeout: float | None = 300.0,
         policy: str = "resilient",
-        reactor: Any = None,
-        agent: Any = None,
+        reactor: IReactorTime | None = None,
+        agent: IAgent | None = None,
         on_exit: Callable[[int], None] | None = None,
         observe_source: Callable[[EventSource], object] | None = None,
     ) -> None:

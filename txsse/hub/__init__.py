@@ -1,7 +1,8 @@
 """The event hub behind ``twistd sse-hub``: topics over HTTP, memory or Redis Streams.
 
 :class:`Hub` and :class:`UpstreamRelay` need nothing beyond txsse; the Redis names
-(:class:`RedisStreamChannel`, :class:`RedisConnection`, :class:`RedisLease`) are
+(:class:`RedisStreamChannel`, :class:`RedisConnection`, :class:`RedisPubSub`,
+:class:`RedisServers`, :class:`RedisLease`) are
 imported on first use, since they need ``pip install txsse[redis]``.
 """
 
@@ -15,6 +16,8 @@ __all__ = [
     "Hub",
     "RedisConnection",
     "RedisLease",
+    "RedisPubSub",
+    "RedisServers",
     "RedisStreamChannel",
     "UpstreamRelay",
 ]
@@ -23,6 +26,8 @@ _REDIS = {
     "RedisStreamChannel": "txsse.hub._redis",
     "RedisConnection": "txsse.hub._redisconn",
     "RedisLease": "txsse.hub._lease",
+    "RedisPubSub": "txsse.hub._pubsub",
+    "RedisServers": "txsse.hub._servers",
 }
 
 

@@ -41,7 +41,6 @@ class Options(PluginOptions):
             "Where to listen: a Twisted endpoint (loopback only by default).",
             endpoint_option("--port", "tcp:8080:interface=127.0.0.1"),
         ],
-        ["redis", None, None, "redis://[:password@]host:port/db (or rediss://, unix://)."],
         ["redis-prefix", None, "txsse:topic:", "Prefix of the Redis stream keys."],
         ["history", None, 1000, "Events kept per topic for resumption.", positive_int_option],
         ["keepalive", None, 15.0, "Seconds between keep-alive comments (0: none).", seconds_option],
@@ -85,6 +84,7 @@ class Options(PluginOptions):
         super().__init__()
         self["cors-origin"] = []
         self["upstream"] = []
+        self["redis"] = []
         self["metrics"] = None
         #: What makeService logs once logging has started (world-readable token files).
         self.warnings: list[str] = []
@@ -93,6 +93,10 @@ class Options(PluginOptions):
         self["metrics"] = check_metrics_option(description)
 
     opt_metrics.__doc__ = METRICS_HELP
+
+    def opt_redis(self, url: str) -> None:
+        """redis://[:password@]host:port/db (or rediss://, unix://); repeatable: topics spread."""
+        self["redis"].append(url)
 
     def opt_cors_origin(self, origin: str) -> None:
         """Let pages from this origin (scheme://host[:port], or *) use the hub. Repeatable."""
@@ -141,13 +145,18 @@ class Options(PluginOptions):
             raise usage.UsageError(
                 "publishing needs a token: give --publish-token-file FILE (or --publish-token)"
             )
-        if self["redis"] is not None:
+        if self["redis"]:
             from txsse.hub._redisconn import parse_redis_url
+            from txsse.hub._servers import server_name
 
             try:
-                self["redis"] = parse_redis_url(self["redis"])
+                self["redis"] = [parse_redis_url(url) for url in self["redis"]]
             except ValueError as error:
                 raise usage.UsageError(f"--redis: {error}") from None
+            names = [server_name(url) for url in self["redis"]]
+            for name in names:
+                if names.count(name) > 1:
+                    raise usage.UsageError(f"--redis: the server {name} is given twice")
         if not self["relay-lease"] > 0:
             raise usage.UsageError("--relay-lease must be a positive number of seconds")
         for name in ("keepalive", "retry"):
@@ -167,24 +176,28 @@ def makeService(options: Options) -> IService:
     history: int = options["history"]
     available: Any = lambda: True  # noqa: E731
     factory: Any
-    if options["redis"] is not None:
+    servers: Any = None
+    if options["redis"]:
         # Imported here: txredisapi is an optional dependency (txsse[redis]).
         from txsse.hub._lease import RedisLease
         from txsse.hub._redis import RedisStreamChannel
-        from txsse.hub._redisconn import RedisConnection
+        from txsse.hub._servers import RedisServers
 
-        redis = RedisConnection(options["redis"])
-        redis.setServiceParent(top)
+        servers = RedisServers(options["redis"])
+        servers.setServiceParent(top)
         prefix: str = options["redis-prefix"]
-        available = lambda: redis.connected  # noqa: E731
+        # New subscribers get 503 at once when no server answers; when only
+        # some do, the topics on the others answer 503 (their channel fails).
+        available = lambda: any(c.connected for c in servers.connections)  # noqa: E731
 
         def factory(topic: str) -> IEventChannel:
-            return RedisStreamChannel(redis, prefix + topic, history=history)
+            return RedisStreamChannel(servers.for_topic(topic), prefix + topic, history=history)
 
         def relay_for(topic: str, url: str) -> UpstreamRelay:
             # One process of the group relays (a lease in Redis); the upstream id
             # is stored with each entry, so whoever relays next resumes after it.
             channel: Any = hub.channel(topic)
+            redis = servers.for_topic(topic)
             lease = RedisLease(redis, f"{prefix}{topic}:relay", ttl=options["relay-lease"])
 
             def publish(data: str, event: str | None, upstream_id: str) -> Any:
@@ -198,7 +211,7 @@ def makeService(options: Options) -> IService:
 
             return UpstreamRelay(topic, url, publish, lease=lease, resume=resume)
 
-        backend = f"Redis at {options['redis']}"
+        backend = "Redis at " + ", ".join(servers.names)
     else:
 
         def factory(topic: str) -> IEventChannel:
@@ -219,8 +232,8 @@ def makeService(options: Options) -> IService:
             metered: IEventChannel = metrics.instrument_channel(plain_factory(topic), topic)
             return metered
 
-        if options["redis"] is not None:
-            metrics.watch_redis(redis)
+        if servers is not None:
+            metrics.watch_redis(servers)
         metrics_option_service(options["metrics"]).setServiceParent(top)
     hub = Hub(
         factory,
@@ -234,6 +247,8 @@ def makeService(options: Options) -> IService:
         max_topics=options["max-topics"],
         available=available,
     )
+    if metrics is not None:
+        metrics.watch_hub(hub, servers)
     ListeningService("--port", options["port"], hub.site()).setServiceParent(top)
     EventStreamService(hub, final_retry=options["shutdown-retry"] or None).setServiceParent(top)
     for topic, url in options["upstream"]:

@@ -1,15 +1,25 @@
-"""RedisStreamChannel: an :class:`IEventChannel` on a Redis stream.
+"""RedisStreamChannel: an :class:`IEventChannel` on a Redis stream and a pub/sub channel.
 
-Publishing is ``XADD key MAXLEN ~ history``; the event id is the stream id, so
-every process serving the same stream gives a client the same ids and it can
-resume through any of them. Each channel holds one blocking ``XREAD`` loop on
-its own connection (not one per subscriber) and fans the events out in
-memory; a new subscriber's replay and gap check come from one atomic Lua
-script, so replay and live events join without loss or duplication.
+Publishing is one Lua script: ``XADD key MAXLEN ~ history`` and the
+``PUBLISH`` of the same entry (id, type, data) on the pub/sub channel named
+like the key, atomically, so messages come in stream order. The event id is
+the stream id, so every process serving the same stream gives a client the
+same ids and it can resume through any of them.
+
+Live events reach a process through its server's one shared pub/sub
+connection (:class:`~txsse.hub._pubsub.RedisPubSub`), subscribed to the
+channel while the topic has subscribers in this process: connections do not
+grow with topics. A new subscriber's replay and gap check come from one
+atomic Lua script; every message is deduplicated by id against what was
+already sent, so replay and live events join without loss or duplication,
+and after a reconnection the stream is read after the last id sent to fill
+what pub/sub lost (or, if Redis lost it too, subscribers are ended and resume
+with a ``reset``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -24,12 +34,25 @@ from zope.interface import implementer
 from txsse._format import format_event
 from txsse._validate import check_count
 from txsse.errors import ChannelUnavailable
+from txsse.hub._pubsub import RedisPubSub, shared_pubsub
 from txsse.hub._redisconn import RedisConnection
 from txsse.server import IEventChannel, ISubscriber, Replay
 
 _StreamId = tuple[int, int]
+_Item = tuple[_StreamId, bytes]
 
 _ID = re.compile(r"\A(\d{1,20})-(\d{1,20})\Z")
+
+# KEYS[1]: the stream, also the pub/sub channel. ARGV[1]: MAXLEN, ARGV[2]: the
+# id or "*", ARGV[3..]: the fields, "data" first, then "event" if any. The
+# message is "<id>\n<event or empty>\n<data>".
+_PUBLISH_SCRIPT = """
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], ARGV[2], unpack(ARGV, 3))
+local event = ''
+if ARGV[5] == 'event' then event = ARGV[6] end
+redis.call('PUBLISH', KEYS[1], id .. '\\n' .. event .. '\\n' .. ARGV[4])
+return id
+"""
 
 # KEYS[1]: the stream. ARGV[1]: the id to resume after, or "" for none.
 # ARGV[2]: "1" to return the entries to replay, "0" for the gap check only.
@@ -76,6 +99,32 @@ return {top, first, gap, entries}
 """
 
 
+class _Script:
+    """A Lua script run with ``EVALSHA``, sent whole (``EVAL``) only when Redis lacks it."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()  # Redis names scripts by SHA-1
+
+    def run(self, redis: RedisConnection, key: str, *args: str) -> Deferred[Any]:
+        """Run the script on ``redis`` with one key.
+
+        :returns: a Deferred firing with the script's reply.
+        """
+        d: Deferred[Any] = redis.execute("EVALSHA", self.sha, 1, key, *args)
+
+        def unknown(failure: Failure) -> Any:
+            if failure.check(txredisapi.ResponseError) and "NOSCRIPT" in str(failure.value):
+                return redis.execute("EVAL", self.source, 1, key, *args)
+            return failure
+
+        return d.addErrback(unknown)
+
+
+_PUBLISH = _Script(_PUBLISH_SCRIPT)
+_JOIN = _Script(_JOIN_SCRIPT)
+
+
 def _parse_id(text: str) -> _StreamId:
     match = _ID.match(text)
     if match is None:
@@ -83,19 +132,29 @@ def _parse_id(text: str) -> _StreamId:
     return int(match[1]), int(match[2])
 
 
+def _id_text(ident: _StreamId) -> str:
+    return f"{ident[0]}-{ident[1]}"
+
+
 @implementer(IEventChannel)
 class RedisStreamChannel:
     """An event channel stored in one Redis stream, shared by every process.
 
-    :param redis: the connection for commands (``XADD``, replays); several
-        channels may share one. It must be started (it is a service).
-    :param key: the Redis key of the stream.
+    :param redis: the connection for commands (the publish script, replays);
+        several channels share one. It must be started (it is a service).
+    :param key: the Redis key of the stream, also the name of its pub/sub channel.
     :param history: how many events to keep (``XADD MAXLEN ~ history``:
         Redis trims in whole nodes, so slightly more may be kept).
-    :param block: seconds one blocking ``XREAD`` waits before it is sent again.
-    :param batch: the most events one ``XREAD`` returns.
-    :raises ValueError: if ``history`` or ``batch`` is not a positive int or
-        ``key`` is empty.
+    :param block: kept for compatibility; unused since live events come
+        through pub/sub.
+    :param batch: kept for compatibility; unused.
+    :param pubsub: the pub/sub connection to receive live events on; by
+        default the one shared by every channel on ``redis`` (see
+        :func:`~txsse.hub._pubsub.shared_pubsub`).
+    :param retry_delay: seconds between attempts to read what was missed
+        after a reconnection, while Redis does not answer.
+    :raises ValueError: if ``history`` or ``batch`` is not a positive int,
+        ``block`` is not positive or ``key`` is empty.
     """
 
     _log = Logger()
@@ -108,6 +167,8 @@ class RedisStreamChannel:
         history: int = 1000,
         block: float = 5.0,
         batch: int = 1000,
+        pubsub: RedisPubSub | None = None,
+        retry_delay: float = 0.5,
     ) -> None:
         check_count("history", history, minimum=1)
         check_count("batch", batch, minimum=1)
@@ -118,20 +179,24 @@ class RedisStreamChannel:
         self.history = history
         self.key = key
         self._redis = redis
-        self._block_ms = str(max(1, round(block * 1000)))
-        self._block = block
-        self._batch = str(batch)
+        self._pubsub = pubsub
+        self._retry_delay = retry_delay
         self._live: dict[ISubscriber, None] = {}
-        # Subscribers whose replay is being read: the events the reader gets
-        # meanwhile, with their ids, to append to the replay.
-        self._pending: dict[ISubscriber, list[tuple[_StreamId, bytes]]] = {}
-        # Subscribers whose replay went further than the reader: skip up to the id.
+        # Subscribers whose replay is being read: the events sent on meanwhile,
+        # with their ids, to append to the replay.
+        self._pending: dict[ISubscriber, list[_Item]] = {}
+        # Subscribers whose replay went further than the channel: skip up to the id.
         self._skip: dict[ISubscriber, _StreamId] = {}
         # Pending subscribers whose buffered events have a hole (Redis lost some).
         self._broken: set[ISubscriber] = set()
-        self._reader: RedisConnection | None = None
-        self._cursor: str | None = None
-        self._position: _StreamId = (0, 0)
+        self._subscribed = False
+        # The newest id sent on (None until the first replay says where the
+        # stream stood once subscribed); messages are deduplicated against it.
+        self._position: _StreamId | None = None
+        # Messages held back while the channel is not caught up (before the
+        # first replay, or while reading what a reconnection missed).
+        self._backlog: list[_Item] | None = None
+        self._generation = 0
 
     @property
     def subscriber_count(self) -> int:
@@ -146,7 +211,7 @@ class RedisStreamChannel:
         *,
         fields: Mapping[str, str] | None = None,
     ) -> Deferred[str]:
-        """Append one event to the stream (``XADD``); every reader sends it on.
+        """Append one event to the stream and publish it, atomically (one Lua script).
 
         :param data: the event's data.
         :param event: the event type, or ``None`` (clients use ``message``).
@@ -165,14 +230,14 @@ class RedisStreamChannel:
             format_event(data, event=event, id=id or "0-1")
         except ValueError as error:
             return fail(error)
-        args = ["XADD", self.key, "MAXLEN", "~", str(self.history), id or "*", "data", data]
+        args = [str(self.history), id or "*", "data", data]
         if event is not None:
             args += ["event", event]
         for name, value in (fields or {}).items():
             if name in ("data", "event"):
                 return fail(ValueError(f"the field name {name!r} is reserved"))
             args += [name, value]
-        return self._redis.execute(*args).addErrback(self._refused)
+        return _PUBLISH.run(self._redis, self.key, *args).addErrback(self._refused)
 
     def newest_fields(self) -> Deferred[dict[str, str] | None]:
         """The fields of the newest entry of the stream (``XREVRANGE + - COUNT 1``).
@@ -209,10 +274,21 @@ class RedisStreamChannel:
             return Failure(ChannelUnavailable(f"Redis refused the command: {message}"))
         return failure
 
+    # Subscribing
+
+    def _pubsub_connection(self) -> RedisPubSub:
+        if self._pubsub is None:
+            self._pubsub = shared_pubsub(self._redis)
+        return self._pubsub
+
     def subscribe(
         self, subscriber: ISubscriber, last_event_id: str | None = None
     ) -> Deferred[Replay]:
         """Subscribe after reading the replay from Redis.
+
+        The topic's pub/sub channel is subscribed first (with the first
+        subscriber in this process), then the replay is read, so that nothing
+        published in between is missed.
 
         :param subscriber: receives every later event.
         :param last_event_id: resume after this stream id, or ``None`` (or
@@ -224,15 +300,33 @@ class RedisStreamChannel:
             while Redis is unreachable; the subscriber is then not subscribed.
         """
         self._pending[subscriber] = []
-        d: Deferred[list[Any]] = self._join(last_event_id or "", with_entries=True)
-        return d.addCallback(self._joined, subscriber).addErrback(self._join_failed, subscriber)
+        if not self._subscribed:
+            self._subscribed = True
+            self._backlog = []
+        d = Deferred.fromCoroutine(self._join_subscriber(subscriber, last_event_id or ""))
+        return d
 
-    def _join(self, after: str, *, with_entries: bool, redis: RedisConnection | None = None) -> Any:
-        flag = "1" if with_entries else "0"
-        return (redis or self._redis).execute("EVAL", _JOIN_SCRIPT, 1, self.key, after, flag)
+    async def _join_subscriber(self, subscriber: ISubscriber, after: str) -> Replay:
+        try:
+            await self._pubsub_connection().subscribe(self.key, self)
+            reply = await self._join(after)
+        except Exception:
+            self._pending.pop(subscriber, None)
+            self._broken.discard(subscriber)
+            self._stop_if_idle()
+            raise
+        return self._joined(reply, subscriber)
+
+    def _join(self, after: str) -> Deferred[list[Any]]:
+        return _JOIN.run(self._redis, self.key, after, "1")
 
     def _joined(self, reply: list[Any], subscriber: ISubscriber) -> Replay:
         top, first, gap, entries = reply
+        covered = _parse_id(top)
+        if self._position is None and subscriber in self._pending:
+            # The first replay since subscribing: the stream stood at ``top``.
+            self._position = covered
+            self._catch_up([])
         chunk = b"".join(self._format(entries)[1])
         buffered = self._pending.pop(subscriber, None)
         replay = Replay(chunk, bool(gap), first or None)
@@ -242,27 +336,19 @@ class RedisStreamChannel:
             self._broken.discard(subscriber)
             self._stop_if_idle()
             raise ChannelUnavailable("Redis lost events while the subscriber joined; retry")
-        covered = _parse_id(top)
         more = [item for item in buffered if item[0] > covered]
         if more:
             replay = replay._replace(chunk=chunk + b"".join(c for _, c in more))
             covered = more[-1][0]
-        if self._cursor is None:
-            self._start_reader(top)
+        assert self._position is not None
         if covered > self._position:
             self._skip[subscriber] = covered
         else:
             self._live[subscriber] = None
         return replay
 
-    def _join_failed(self, failure: Failure, subscriber: ISubscriber) -> Failure:
-        self._pending.pop(subscriber, None)
-        self._broken.discard(subscriber)
-        self._stop_if_idle()
-        return failure
-
     def unsubscribe(self, subscriber: ISubscriber) -> None:
-        """Stop sending to ``subscriber``; idempotent. The last one stops the reader."""
+        """Stop sending to ``subscriber``; idempotent. The last one leaves the pub/sub channel."""
         self._live.pop(subscriber, None)
         self._pending.pop(subscriber, None)
         self._skip.pop(subscriber, None)
@@ -270,77 +356,95 @@ class RedisStreamChannel:
         self._stop_if_idle()
 
     def close(self) -> Deferred[None]:
-        """End every subscriber and stop reading.
+        """End every subscriber and leave the pub/sub channel; idempotent.
 
-        :returns: a Deferred that fires once the reading connection is closed.
+        Called when the topic is dropped: afterwards the channel holds no
+        Redis subscription and no memory beyond the object itself (it can
+        still be subscribed to again).
+
+        :returns: a Deferred that has fired.
         """
         self._end_all()
-        return self._stop_reader()
+        self._broken.update(self._pending)
+        self._stop()
+        return succeed(None)
 
     def _stop_if_idle(self) -> None:
         if not self.subscriber_count:
-            self._stop_reader()
+            self._stop()
 
-    def _start_reader(self, cursor: str) -> None:
-        self._cursor = cursor
-        self._position = _parse_id(cursor)
-        reader = self._redis.clone(reply_timeout=self._block + 10.0)
-        self._reader = reader
-        reader.startService()
-        Deferred.fromCoroutine(self._read(reader)).addErrback(
-            lambda f: self._log.failure("Redis reader of {key} crashed", f, key=self.key)
+    def _stop(self) -> None:
+        if self._subscribed:
+            self._subscribed = False
+            self._position = None
+            self._backlog = None
+            self._generation += 1
+            self._pubsub_connection().unsubscribe(self.key)
+
+    # Live events (the pub/sub connection calls these)
+
+    def message(self, payload: str) -> None:
+        """One message of the topic's pub/sub channel: id, event type, data, one per line."""
+        id_text, _, rest = payload.partition("\n")
+        event, _, data = rest.partition("\n")
+        try:
+            item = (_parse_id(id_text), format_event(data, event=event or None, id=id_text))
+        except ValueError:
+            self._log.warn("ignoring a malformed message on {key}", key=self.key)
+            return
+        if self._backlog is not None:
+            self._backlog.append(item)
+        else:
+            self._deliver([item])
+
+    def resubscribed(self) -> None:
+        """Subscribed again after a lost connection: read what was missed from the stream."""
+        if not self._subscribed:
+            return
+        self._backlog = []
+        self._generation += 1
+        if self._position is None:
+            # No replay has said where the stream stood: the joins in flight
+            # cannot know what they missed; they fail and their clients retry.
+            self._broken.update(self._pending)
+            return
+        Deferred.fromCoroutine(self._read_missed(self._generation)).addErrback(
+            lambda f: self._log.failure("catching up on {key} failed", f, key=self.key)
         )
 
-    def _stop_reader(self) -> Deferred[None]:
-        reader, self._reader = self._reader, None
-        self._cursor = None
-        self._position = (0, 0)
-        if reader is None:
-            return succeed(None)
-        return reader.stopService()
+    async def _read_missed(self, generation: int) -> None:
+        from twisted.internet.task import deferLater
 
-    async def _read(self, reader: RedisConnection) -> None:
-        """The channel's one read loop: blocking XREAD, fanned out in memory."""
-        reconnected = False
-        while self._reader is reader:
-            try:
-                await reader.when_connected()
-                if self._reader is not reader:
-                    return
-                if reconnected:
-                    reconnected = False
-                    await self._check_after_reconnect(reader)
-                    continue
-                reply = await reader.execute(
-                    "XREAD", "COUNT", self._batch, "BLOCK", self._block_ms,
-                    "STREAMS", self.key, self._cursor or "0-0",
-                )  # fmt: skip
-            except ChannelUnavailable:
-                reconnected = True
-                continue
-            except Exception:
-                if self._reader is reader:
-                    self._log.failure("reading Redis stream {key} failed", key=self.key)
-                    self._end_all()
-                    self._stop_reader()
+        while True:
+            position = self._position
+            if generation != self._generation or position is None:
                 return
-            if self._reader is reader and reply:
-                self._deliver(reply[0][1])
-
-    async def _check_after_reconnect(self, reader: RedisConnection) -> None:
-        """After an outage, go on from the cursor unless Redis lost events past it."""
-        top, _first, gap, _ = await self._join(self._cursor or "", with_entries=False, redis=reader)
-        if self._reader is reader and gap:
+            try:
+                top, _first, gap, entries = await self._join(_id_text(position))
+                break
+            except (ChannelUnavailable, txredisapi.ResponseError):
+                await deferLater(self._redis.reactor, self._retry_delay, lambda: None)
+        if generation != self._generation:
+            return
+        if gap:
             self._log.warn(
                 "Redis stream {key} no longer holds the events after {cursor}; "
                 "ending its subscribers so that they resume from the history",
                 key=self.key,
-                cursor=self._cursor,
+                cursor=_id_text(position),
             )
             self._end_all()
-            self._cursor = top
+            self._broken.update(self._pending)
             self._position = _parse_id(top)
-            self._stop_if_idle()
+        ids, chunks = self._format(entries)
+        self._catch_up(list(zip(ids, chunks, strict=True)))
+        self._stop_if_idle()
+
+    def _catch_up(self, items: list[_Item]) -> None:
+        """Send ``items`` read from the stream, then the messages held back meanwhile."""
+        backlog, self._backlog = self._backlog or [], None
+        self._deliver(items)
+        self._deliver(backlog)
 
     def _format(self, entries: list[Any]) -> tuple[list[_StreamId], list[bytes]]:
         """Encode stream entries ``[id, [field, value, ...]]`` as event bytes."""
@@ -363,22 +467,22 @@ class RedisStreamChannel:
             chunks.append(chunk)
         return ids, chunks
 
-    def _deliver(self, entries: list[Any]) -> None:
-        """Send one XREAD batch to every subscriber (one joined chunk each)."""
-        self._cursor = entries[-1][0]
-        self._position = _parse_id(self._cursor or "0-0")
-        ids, chunks = self._format(entries)
-        if not chunks:
+    def _deliver(self, items: list[_Item]) -> None:
+        """Send the events newer than the position to every subscriber (one chunk each)."""
+        position = self._position
+        if position is not None and items and items[0][0] <= position:
+            items = [item for item in items if item[0] > position]
+        if not items:
             return
-        chunk = b"".join(chunks)
+        self._position = items[-1][0]
+        chunk = items[0][1] if len(items) == 1 else b"".join(c for _, c in items)
         for subscriber in tuple(self._live):
             self._send(subscriber, chunk)
-        items = list(zip(ids, chunks, strict=True))
         for buffered in self._pending.values():
             buffered.extend(items)
         for subscriber, until in tuple(self._skip.items()):
             part = b"".join(c for i, c in items if i > until)
-            if ids[-1] >= until:
+            if items[-1][0] >= until:
                 del self._skip[subscriber]
                 self._live[subscriber] = None
             if part:

@@ -11,13 +11,14 @@ injectable and a command sent while Redis is unreachable fails at once with
 from __future__ import annotations
 
 import random
-from typing import Any, NamedTuple, cast
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
 import txredisapi
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail, gatherResults, maybeDeferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
@@ -29,6 +30,8 @@ from txsse._reactor import default_reactor
 from txsse.errors import ChannelUnavailable
 
 _DEFAULT_PORT = 6379
+
+_S = TypeVar("_S", bound=Service)
 
 
 class RedisURL(NamedTuple):
@@ -101,6 +104,16 @@ def parse_redis_url(url: str) -> RedisURL:
     return RedisURL(parts.hostname, port, db, username, password, scheme == "rediss")
 
 
+class _SubscriberProtocol(txredisapi.SubscriberProtocol):  # type: ignore[misc]
+    """A connection in pub/sub mode: each message goes to its connection's handler."""
+
+    on_message: Callable[[str, str], None]
+
+    def messageReceived(self, pattern: str | None, channel: str, message: str) -> None:
+        """One ``PUBLISH``ed message (subscription confirmations are replies)."""
+        self.on_message(channel, message)
+
+
 class _ProtocolFactory(Factory):
     """Builds txredisapi protocols and takes the calls they make on their factory."""
 
@@ -113,8 +126,11 @@ class _ProtocolFactory(Factory):
 
     def buildProtocol(self, addr: object) -> Any:
         """A protocol with our settings, the injected clock and no number guessing."""
-        url = self._conn.url
-        protocol = txredisapi.RedisProtocol(
+        conn = self._conn
+        url = conn.url
+        on_message = conn._on_message
+        kind = txredisapi.RedisProtocol if on_message is None else _SubscriberProtocol
+        protocol = kind(
             "utf-8",
             replyTimeout=self._conn.reply_timeout,
             password=url.password,
@@ -122,8 +138,10 @@ class _ProtocolFactory(Factory):
             convertNumbers=False,
             username=url.username,
         )
-        protocol.callLater = self._conn.reactor.callLater
+        protocol.callLater = conn.reactor.callLater
         protocol.factory = self
+        if on_message is not None:
+            protocol.on_message = on_message
         return protocol
 
     def stopTrying(self) -> None:
@@ -151,6 +169,13 @@ class RedisConnection(Service):
     :param initial_delay: first reconnection delay, in seconds (plus a random
         jitter of up to as much again); each failure multiplies it by 1.5.
     :param max_delay: longest reconnection delay, in seconds (before jitter).
+    :param jitter: returns the seconds added to each reconnection delay; by default
+        a uniformly random amount up to ``initial_delay`` (tests pass their own).
+    :param on_message: makes this a pub/sub connection: called with the
+        channel and the payload of every message received after a
+        ``SUBSCRIBE`` (sent with :meth:`execute`, one channel per command).
+    :param on_connect: called each time the connection is (re)established,
+        before the commands waiting in :meth:`when_connected` go on.
     :raises ValueError: for an invalid URL.
     """
 
@@ -164,6 +189,9 @@ class RedisConnection(Service):
         reply_timeout: float | None = 10.0,
         initial_delay: float = 0.1,
         max_delay: float = 5.0,
+        jitter: Callable[[], float] | None = None,
+        on_message: Callable[[str, str], None] | None = None,
+        on_connect: Callable[[], object] | None = None,
     ) -> None:
         reactor = default_reactor(reactor)
         self.url = parse_redis_url(url) if isinstance(url, str) else url
@@ -171,14 +199,26 @@ class RedisConnection(Service):
         self.reply_timeout = reply_timeout
         self._initial_delay = initial_delay
         self._max_delay = max_delay
+        self._jitter = jitter if jitter is not None else lambda: random.random() * initial_delay
         self._protocol: Any = None
         self._waiting: list[Deferred[None]] = []
         self._service: ClientService | None = None
+        self._on_message = on_message
+        self._on_connect = on_connect
+        self._companions: dict[Callable[..., Any], Service] = {}
 
-    def clone(self, *, reply_timeout: float | None) -> RedisConnection:
-        """Another connection to the same server, for example for blocking reads.
+    def clone(
+        self,
+        *,
+        reply_timeout: float | None,
+        on_message: Callable[[str, str], None] | None = None,
+        on_connect: Callable[[], object] | None = None,
+    ) -> RedisConnection:
+        """Another connection to the same server, for example for pub/sub.
 
         :param reply_timeout: the new connection's reply timeout.
+        :param on_message: see :class:`RedisConnection`.
+        :param on_connect: see :class:`RedisConnection`.
         :returns: a new, unstarted connection.
         """
         return RedisConnection(
@@ -187,7 +227,32 @@ class RedisConnection(Service):
             reply_timeout=reply_timeout,
             initial_delay=self._initial_delay,
             max_delay=self._max_delay,
+            jitter=self._jitter,
+            on_message=on_message,
+            on_connect=on_connect,
         )
+
+    def companion(self, make: Callable[[RedisConnection], _S]) -> _S:
+        """The service ``make(self)`` made once for this connection, run with it.
+
+        It is started now if this connection runs, and started and stopped
+        with it. Channels share their server's pub/sub connection this way.
+
+        :param make: builds the service from this connection; also its key.
+        :returns: the same service for the same ``make``.
+        """
+        found = self._companions.get(make)
+        if found is None:
+            found = self._companions[make] = make(self)
+            if self.running:
+                found.startService()
+        return cast(_S, found)
+
+    @property
+    def connections(self) -> int:
+        """Connections to Redis open now: this one and its companions' (metrics)."""
+        own = 1 if self._protocol is not None else 0
+        return own + sum(getattr(c, "connections", 0) for c in self._companions.values())
 
     @property
     def connected(self) -> bool:
@@ -214,28 +279,30 @@ class RedisConnection(Service):
             retryPolicy=backoffPolicy(
                 self._initial_delay,
                 self._max_delay,
-                jitter=lambda: random.random() * self._initial_delay,
+                jitter=self._jitter,
             ),
             clock=cast(IReactorTime, self.reactor),
             prepareConnection=self._prepare,
         )
         self._service.startService()
+        for companion in self._companions.values():
+            companion.startService()
 
     def stopService(self) -> Deferred[None]:
-        """Close the connection and stop reconnecting.
+        """Close the connection (and its companions') and stop reconnecting.
 
-        :returns: a Deferred that fires once the connection is closed.
+        :returns: a Deferred that fires once the connections are closed.
         """
         super().stopService()
+        stopping = [maybeDeferred(c.stopService) for c in self._companions.values() if c.running]
         service, self._service = self._service, None
         self._protocol = None
         waiting, self._waiting = self._waiting, []
         for d in waiting:
             d.errback(ChannelUnavailable(f"Redis connection to {self.url} was stopped"))
-        if service is None:
-            return succeed(None)
-        stopped: Deferred[None] = service.stopService()
-        return stopped
+        if service is not None:
+            stopping.append(service.stopService())
+        return gatherResults(stopping).addCallback(lambda _: None)
 
     def _prepare(self, protocol: Any) -> None:
         protocol.whenConnected().addCallback(self._ready)
@@ -247,6 +314,8 @@ class RedisConnection(Service):
             self._log.info("connected to Redis at {url}", url=str(self.url))
         self._protocol = protocol
         protocol.whenDisconnected().addCallback(self._lost)
+        if self._on_connect is not None:
+            self._on_connect()
         waiting, self._waiting = self._waiting, []
         for d in waiting:
             d.callback(None)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -74,7 +75,7 @@ class UpstreamRelay(Service):
         url: str,
         publish: Publish,
         *,
-        reactor: Any = None,
+        reactor: IReactorTime | None = None,
         queue_size: int = 100,
         max_retry_delay: float = 5.0,
         lease: Lease | None = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import maybeDeferred
@@ -48,6 +49,9 @@ def last_event_id(request: Request) -> str | None:
     return raw.decode("utf-8", "replace")
 
 
+_uniform = random.random
+
+
 class EventStreamResource(Resource):
     """A twisted.web resource that serves one channel as an event stream.
 
@@ -69,6 +73,9 @@ class EventStreamResource(Resource):
         to resume after an id the channel no longer holds (a gap).
     :param reactor: the :class:`IReactorTime` for keep-alive timers; the
         global reactor by default.
+    :param random: returns a float in [0, 1): the source of the spread of
+        :meth:`close`'s final ``retry``; :func:`random.random` by default (tests
+        pass their own).
     :raises ValueError: for a channel that does not provide
         :class:`IEventChannel`, or out-of-range parameters.
     """
@@ -85,6 +92,7 @@ class EventStreamResource(Resource):
         max_unsent: int = 64 * 1024,
         reset_event: str = "reset",
         reactor: IReactorTime | None = None,
+        random: Callable[[], float] | None = None,
     ) -> None:
         super().__init__()
         if not IEventChannel.providedBy(channel):
@@ -103,6 +111,7 @@ class EventStreamResource(Resource):
         self.max_unsent = max_unsent
         self.reset_event = reset_event
         self._reactor: IReactorTime = reactor
+        self._random = random if random is not None else _uniform
         self._hint = b"" if retry_s is None else format_event(retry=_milliseconds(retry_s))
         self._streams: dict[_Stream, None] = {}
         self._timer: IDelayedCall | None = None
@@ -291,7 +300,7 @@ class EventStreamResource(Resource):
         for stream in tuple(self._streams):
             last = b""
             if seconds is not None:
-                delay = seconds * random.random() if spread else seconds
+                delay = seconds * self._random() if spread else seconds
                 last = format_event(retry=_milliseconds(delay))
             self.finish_stream(stream, last)
         self._stop_keepalive()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from twisted.internet import tcp
 from twisted.internet.defer import Deferred
@@ -16,10 +16,29 @@ from zope.interface import implementer
 
 from txsse.server._channel import ISubscriber
 
-if TYPE_CHECKING:
-    from txsse.server._resource import EventStreamResource
-
 _log = Logger()
+
+
+class StreamOwner(Protocol):
+    """What a stream needs from the resource serving it (``EventStreamResource``).
+
+    Defined here, so that this module does not import the resource's (which imports
+    this one): no import cycle, not even for type checking.
+    """
+
+    max_unsent: int
+
+    def frame(self, chunk: bytes) -> bytes:
+        """The chunked HTTP/1.1 framing of ``chunk``, computed once per broadcast."""
+
+    def evict(self, stream: _Stream) -> None:
+        """Disconnect ``stream``'s client: it has too many bytes unsent."""
+
+    def finish_stream(self, stream: _Stream, last: bytes) -> None:
+        """Write ``last`` and end ``stream``'s response."""
+
+    def release(self, stream: _Stream) -> None:
+        """Forget ``stream``: its connection is gone."""
 
 
 @implementer(ISubscriber, IPushProducer)
@@ -52,7 +71,7 @@ class _Stream:
         "request",
     )
 
-    def __init__(self, resource: EventStreamResource, request: Request) -> None:
+    def __init__(self, resource: StreamOwner, request: Request) -> None:
         self._resource = resource
         self.request = request
         self.paused = False
