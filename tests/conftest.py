@@ -41,6 +41,6 @@ def logged_errors(request: pytest.FixtureRequest) -> list[LogEvent]:
 
 
 # Fixtures of the Redis and hub tests: a real redis-server per test, a loopback upstream.
-from tests.helpers.hub import hubs  # noqa: E402, F401
+from tests.helpers.hub import hubs, serve  # noqa: E402, F401
 from tests.helpers.redis import redis_server  # noqa: E402, F401
 from tests.helpers.serving import upstream  # noqa: E402, F401

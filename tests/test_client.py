@@ -1143,6 +1143,14 @@ def test_queue_has_the_deferred_queue_interface(harness: Harness) -> None:
     first, second = results(queue.get()), results(queue.get())
     assert len(queue.waiting) == 2
     queue.put(Event("mine"))
-    harness.agent.last.respond().write(b"data: theirs\n\n")
+    body = harness.agent.last.respond()
+    body.write(b"data: theirs\n\n")
     assert (first, second) == ([Event("mine")], [Event("theirs")])
     assert not queue.pending and not queue.waiting
+
+    async def consume() -> Event:
+        return await source.queue.get()
+
+    got = results(ensureDeferred(consume()))
+    body.write(b"data: awaited\n\n")
+    assert got == [Event("awaited")]

@@ -88,6 +88,7 @@ PUBLIC: dict[str, dict[str, str]] = {
     "txsse.errors": {
         name: "txsse.errors"
         for name in [
+            "ChannelLimitReached",
             "ChannelUnavailable",
             "ConnectTimeout",
             "ConnectionFailed",

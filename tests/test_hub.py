@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,49 +9,23 @@ import pytest
 import pytest_twisted
 import treq
 from twisted.application.service import MultiService
-from twisted.internet import reactor
 from twisted.internet.defer import fail, succeed
+from twisted.internet.task import Clock
 from twisted.python import usage
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
+from twisted.web.server import Site
 from zope.interface import implementer
 
 from tests.helpers.hub import publish
+from tests.helpers.memhttp import request as memory_request
 from tests.helpers.reading import Stream
 from tests.helpers.serving import Upstream
 from tests.helpers.waiting import until
 from txsse.errors import ChannelUnavailable
-from txsse.hub._options import Options, makeService
+from txsse.hub._options import Options, makeService, with_backlog
 from txsse.hub._relay import UpstreamRelay
 from txsse.hub._resource import Hub
 from txsse.server import IEventChannel, MemoryChannel
-
-
-class Served:
-    """A hub listening on a loopback port."""
-
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
-        self.port: Any = reactor.listenTCP(0, hub.site(), interface="127.0.0.1")  # type: ignore[attr-defined]
-        self.base = f"http://127.0.0.1:{self.port.getHost().port}"
-
-
-@pytest.fixture
-def serve() -> Iterator[Any]:
-    """``serve(**hub_options)`` starts a memory hub; everything is stopped after the test."""
-    served: list[Served] = []
-
-    def start(**options: Any) -> Served:
-        options.setdefault("publish_token", "secret")
-        options.setdefault("keepalive", None)
-        channels = options.pop("channels", None)
-        hub = Hub(channels or (lambda name: MemoryChannel(100)), **options)
-        served.append(Served(hub))
-        return served[-1]
-
-    yield start
-    for s in served:
-        s.hub.close()
-        s.port.stopListening()
 
 
 async def get(url: str, **headers: str) -> Any:
@@ -215,12 +188,71 @@ async def test_subscriber_limit(serve: Any) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_topic_limit(serve: Any) -> None:
-    """Past max_topics, a new topic is refused with 404 and a reason."""
-    hub = serve(max_topics=1)
+    """Past max_topics, a new topic is refused with 503, Retry-After and a reason."""
+    hub = serve(max_topics=1, topic_grace=7)
     assert (await publish(hub.base, "one", "x")).code == 200
     response = await publish(hub.base, "two", "x")
-    assert response.code == 404 and "--max-topics" in await text(response)
-    assert (await get(f"{hub.base}/topics/three")).code == 404
+    assert response.code == 503 and "--max-topics" in await text(response)
+    assert response.headers.getRawHeaders("retry-after") == ["7"]
+    subscriber = await get(f"{hub.base}/topics/three")
+    assert subscriber.code == 503 and "--max-topics" in await text(subscriber)
+    assert subscriber.headers.getRawHeaders("retry-after") == ["7"]
+
+
+def clocked_hub(clock: Clock, **options: Any) -> tuple[Hub, Site]:
+    """A memory hub on ``clock``, served by an in-memory Site."""
+    hub = Hub(lambda name: MemoryChannel(100, first_id=1), publish_token="secret",
+              keepalive=None, reactor=clock, **options)  # fmt: skip
+    return hub, hub.site(timeout=None)
+
+
+def test_head_of_junk_topics_does_not_exhaust_the_topic_limit() -> None:
+    """HEAD /topics/junk0..999 creates nothing: new topics are still served afterwards."""
+    clock = Clock()
+    hub, site = clocked_hub(clock, max_topics=10)
+    for i in range(1000):
+        assert memory_request(site, b"/topics/junk%d" % i, method=b"HEAD").status == 200
+    assert hub.router.channel_count == 0
+    subscriber = memory_request(site, b"/topics/fresh")
+    assert subscriber.status == 200
+    hub.publish("fresh", "hello")
+    assert [e.data for e in subscriber.events()] == ["hello"]
+    hub.close()
+
+
+def test_subscribing_to_junk_topics_frees_them_after_the_grace_period() -> None:
+    """GETs of unknown topics make them; once their subscribers left they are dropped."""
+    clock = Clock()
+    hub, site = clocked_hub(clock, max_topics=10, topic_grace=10)
+    for i in range(10):
+        memory_request(site, b"/topics/junk%d" % i).disconnect()
+    refused = memory_request(site, b"/topics/fresh")
+    assert refused.status == 503 and refused.header("retry-after") == ["10"]
+    assert b"--max-topics" in refused.body
+    clock.advance(10)
+    assert hub.router.channel_count == 0
+    assert memory_request(site, b"/topics/fresh").status == 200
+    hub.close()
+    assert clock.getDelayedCalls() == []
+
+
+def test_memory_history_outlives_the_grace_period_for_topic_ttl() -> None:
+    """A memory topic nobody subscribes to keeps its history topic_ttl s after its last publish."""
+    clock = Clock()
+    hub, site = clocked_hub(clock, topic_grace=10, topic_ttl=100)
+    first = hub.publish("t", "one")
+    hub.publish("t", "two")
+    clock.advance(99)
+    resumed = memory_request(site, b"/topics/t", headers={b"Last-Event-ID": first.encode()})
+    assert [e.data for e in resumed.events()] == ["two"]
+    resumed.disconnect()
+    clock.advance(9)
+    assert hub.router.channel_count == 1  # past the TTL, but within the grace of the visit
+    clock.advance(1)
+    assert hub.router.channel_count == 0
+    gap = memory_request(site, b"/topics/t", headers={b"Last-Event-ID": first.encode()})
+    assert [e.event for e in gap.events()] == ["reset"]
+    hub.close()
 
 
 @implementer(IEventChannel)
@@ -270,6 +302,7 @@ def test_options_defaults_and_token_file(tmp_path: Path) -> None:
     assert options["upstream"] == [("x", "http://127.0.0.1:1/")]
     assert options["keepalive"] is None
     assert options["history"] == 1000 and options["redis"] == []
+    assert options["max-topics"] is None and options["topic-ttl"] is None
 
 
 @pytest.mark.parametrize(
@@ -286,12 +319,33 @@ def test_options_defaults_and_token_file(tmp_path: Path) -> None:
         (("--publish-token", "x", "--history", "0"), "positive"),
         (("--publish-token", "x", "--keepalive", "-1"), "seconds"),
         (("--publish-token", "x", "--relay-lease", "0"), "relay-lease"),
+        (("--publish-token", "x", "--max-topics", "0"), "positive"),
+        (("--publish-token", "x", "--max-connections-per-ip", "0"), "positive"),
+        (("--publish-token", "x", "--allowed-host", "http://hub.example"), "give a host name"),
+        (("--publish-token", "x", "--topic-ttl", "-1"), "seconds"),
+        (("--publish-token", "x", "--redis", "redis://h", "--topic-ttl", "5"), "--topic-ttl is"),
     ],
 )
 def test_options_refuse_bad_command_lines(args: tuple[str, ...], message: str) -> None:
     """Each bad command line is refused with a message naming the problem."""
     with pytest.raises(usage.UsageError, match=message):
         parse(*args)
+
+
+@pytest.mark.parametrize(
+    ("given", "listened"),
+    [
+        ("tcp:8080:interface=127.0.0.1", "tcp:8080:interface=127.0.0.1:backlog=4096"),
+        ("tcp:8080:backlog=100", "tcp:8080:backlog=100"),
+        ("ssl:8443:privateKey=k.pem", "ssl:8443:privateKey=k.pem:backlog=4096"),
+        ("unix:/run/hub.sock", "unix:/run/hub.sock:backlog=4096"),
+        ("tcp6:8080:interface=\\:\\:1", "tcp6:8080:interface=\\:\\:1:backlog=4096"),
+        ("systemd:domain=INET:index=0", "systemd:domain=INET:index=0"),
+    ],
+)
+def test_the_listen_backlog_defaults_to_4096(given: str, listened: str) -> None:
+    """--port without backlog= listens with backlog=4096 (Twisted's default is 50)."""
+    assert with_backlog(given) == listened
 
 
 def test_make_service_memory_and_redis() -> None:
@@ -333,3 +387,44 @@ async def test_relay_retries_publishing_while_the_channel_is_down(
         assert relay.relayed == 5
     finally:
         await relay.stopService()
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=xyz",
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_the_event_type_comes_from_the_query_and_the_body_is_the_data(
+    serve: Any, content_type: str
+) -> None:
+    """A form-like body never overrides ?event=: the body is published as is."""
+    hub = serve()
+    stream = await Stream(f"{hub.base}/topics/t").open()
+    body = (
+        b"event=signup"
+        if "urlencoded" in content_type
+        else b'--xyz\r\nContent-Disposition: form-data; name="event"\r\n\r\nsignup\r\n--xyz--'
+    )
+    response = await treq.post(
+        f"{hub.base}/topics/t?event=audit",
+        data=body,
+        headers={"Authorization": "Bearer secret", "Content-Type": content_type},
+        persistent=False,
+    )
+    assert response.code == 200, await text(response)
+    await until(lambda: len(stream.events) == 1)
+    expected = body.decode().replace("\r\n", "\n")  # SSE data lines end with LF
+    assert (stream.events[0].event, stream.events[0].data) == ("audit", expected)
+    untyped = await treq.post(
+        f"{hub.base}/topics/t",
+        data=b"event=signup",
+        headers={"Authorization": "Bearer secret", "Content-Type": content_type},
+        persistent=False,
+    )
+    assert untyped.code == 200
+    await until(lambda: len(stream.events) == 2)
+    assert (stream.events[1].event, stream.events[1].data) == ("message", "event=signup")
+    await stream.close()

@@ -205,10 +205,11 @@ def test_port_in_use_is_one_line(tmp_path: Path) -> None:
 
 
 def test_help_and_token_file_warnings(tmp_path: Path) -> None:
-    """``--retry`` help has one period; a world-readable token file is logged as a warning."""
+    """Help texts end with one period; a world-readable token file is logged as a warning."""
     status, output = run_hub(tmp_path, "--help")
     assert status == 0
-    assert "subscribers.." not in output and "hint sent to subscribers." in output
+    words = " ".join(output.split())
+    assert ".." not in words and "hint sent to subscribers. Seconds, 0 or more." in words
     token = tmp_path / "token"
     token.write_text("\ufeffsecret\n")
     token.chmod(0o644)

@@ -137,14 +137,19 @@ class ListeningService(StreamServerEndpointService):
     """Listen where a command-line option says; exit with one line when that fails.
 
     :param option: the option that named the endpoint (``--port``).
-    :param description: the server endpoint string.
+    :param description: the option's value, a server endpoint string.
     :param factory: the protocol factory to listen with.
+    :param listen_on: the endpoint string to listen on, when the plugin adds to
+        the option's value (a ``backlog=``); ``description`` by default.
     """
 
-    def __init__(self, option: str, description: str, factory: Any) -> None:
+    def __init__(
+        self, option: str, description: str, factory: Any, *, listen_on: str | None = None
+    ) -> None:
         from twisted.internet import reactor
 
-        super().__init__(serverFromString(reactor, description), factory)  # type: ignore[no-untyped-call]
+        endpoint = serverFromString(reactor, listen_on or description)  # type: ignore[no-untyped-call]
+        super().__init__(endpoint, factory)  # type: ignore[no-untyped-call]
         self._option = option
         self._description = description
         self._raiseSynchronously = True  # as strports.service(): fail at start-up, not later

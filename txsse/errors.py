@@ -157,7 +157,31 @@ class ChannelUnavailable(SSEError):
     """
 
 
+class ChannelLimitReached(SSEError, KeyError):
+    """A router already serves as many channels as it may; try again later.
+
+    Raised by :meth:`txsse.server.ChannelRouter.channel` for a new name past
+    ``max_channels`` (the hub's ``--max-topics``); over HTTP the answer is
+    ``503`` with ``Retry-After``. Idle channels are dropped after the router's
+    ``idle_timeout``, which makes room again. A :class:`KeyError` too, as the
+    limit raised before.
+
+    :ivar limit: the limit that was reached.
+    """
+
+    def __init__(self, name: str, limit: int) -> None:
+        super().__init__(
+            f"cannot open channel {name!r}: {limit} channels are open already "
+            "(max_channels); retry once idle ones are dropped, or raise the limit"
+        )
+        self.limit = limit
+
+    def __str__(self) -> str:  # KeyError would show the message quoted
+        return str(self.args[0])
+
+
 __all__ = [
+    "ChannelLimitReached",
     "ChannelUnavailable",
     "ConnectTimeout",
     "ConnectionFailed",

@@ -1,17 +1,29 @@
-"""Hub tests' helpers: ``twistd -n sse-hub`` subprocesses, publishing, waiting for health."""
+"""Hub tests' helpers: hub subprocesses, publishing, an in-process hub, a raw TCP client.
+
+``twistd -n sse-hub`` subprocesses and waiting for their health; the ``serve`` fixture
+(an in-process hub on loopback) and :class:`RawClient` for byte-exact HTTP.
+"""
 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_twisted
 import treq
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.protocol import Protocol
+from twisted.python.failure import Failure
 
 from tests.helpers.system import TWISTD, free_port, stop_process
 from tests.helpers.waiting import until
+from txsse.hub import Hub
+from txsse.server import MemoryChannel
 
 
 async def wait_healthy(
@@ -94,6 +106,86 @@ class HubProcess:
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it does not exit within 10 s."""
         stop_process(self.process)
+
+
+class RawClient(Protocol):
+    """A raw TCP client: sends what it is told, keeps every byte it receives."""
+
+    def __init__(self) -> None:
+        self.received = b""
+        self.closed: Deferred[None] = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.closed.callback(None)
+
+    @property
+    def head(self) -> bytes:
+        """The final response's status line and headers (after any ``100 Continue``)."""
+        text = self.received.replace(b"HTTP/1.1 100 Continue\r\n\r\n", b"")
+        return text.partition(b"\r\n\r\n")[0]
+
+    @property
+    def status(self) -> int:
+        return int(self.head.split(b" ", 2)[1])
+
+    def send(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    async def close(self) -> None:
+        """Close the connection and wait until it is gone."""
+        if not self.closed.called:
+            assert self.transport is not None
+            self.transport.loseConnection()
+        await self.closed
+
+
+class ServedHub:
+    """A :class:`~txsse.hub.Hub` in this process, listening on a loopback port."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.site = hub.site()
+        self.port: Any = reactor.listenTCP(0, self.site, interface="127.0.0.1")  # type: ignore[attr-defined]
+        self.base = f"http://127.0.0.1:{self.port.getHost().port}"
+        self.clients: list[RawClient] = []
+
+    async def connect(self, request: bytes = b"") -> RawClient:
+        """Open a raw connection and send ``request`` (the head of a request, say)."""
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.port.getHost().port)
+        client = await connectProtocol(endpoint, RawClient())
+        self.clients.append(client)
+        if request:
+            client.send(request)
+        return client
+
+    def stop(self) -> None:
+        """Close the hub's streams, every raw connection and the port."""
+        self.hub.close()
+        for client in self.clients:
+            if client.transport is not None:
+                client.transport.abortConnection()  # type: ignore[attr-defined]
+        self.port.stopListening()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., ServedHub]]:
+    """``serve(**hub_options)`` starts a memory hub (``channels=`` a factory, optional)."""
+    served: list[ServedHub] = []
+
+    def start(**options: Any) -> ServedHub:
+        options.setdefault("publish_token", "secret")
+        options.setdefault("keepalive", None)
+        channels = options.pop("channels", None)
+        served.append(ServedHub(Hub(channels or (lambda name: MemoryChannel(100)), **options)))
+        return served[-1]
+
+    yield start
+    for s in served:
+        s.stop()
 
 
 @pytest_twisted.async_yield_fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,10 +16,35 @@ from txsse._metricsopt import HELP as METRICS_HELP
 from txsse._metricsopt import check_metrics_option, metrics_option_service
 from txsse._validate import positive_int_option, seconds_option
 from txsse.hub._relay import UpstreamRelay
-from txsse.hub._resource import TOPIC_NAME, Hub
+from txsse.hub._resource import TOPIC_NAME, Hub, host_name
 from txsse.server import EventStreamService, IEventChannel, MemoryChannel
 
 _log = Logger()
+
+DEFAULT_TOPIC_TTL = 3600.0
+"""Seconds a memory topic's history outlives its last publish while no one subscribes."""
+
+DEFAULT_BACKLOG = 4096
+"""The listen backlog when ``--port`` gives none: a reconnection storm's worth of
+connections wait in the kernel instead of being dropped (Linux caps it at
+``net.core.somaxconn``, 4096 by default)."""
+
+
+def with_backlog(description: str) -> str:
+    """``description`` with a ``backlog=`` of :data:`DEFAULT_BACKLOG` if it gives none.
+
+    Only listening ``tcp``, ``tcp6``, ``ssl`` and ``unix`` endpoints take one
+    (Twisted's default is 50); others are returned unchanged.
+
+    :param description: a server endpoint description (``tcp:8080:interface=127.0.0.1``).
+    :returns: the description to listen on.
+    """
+    kind, *arguments = re.split(r"(?<!\\):", description)
+    if kind.lower() not in ("tcp", "tcp6", "ssl", "unix") or not arguments:
+        return description
+    if any(argument.startswith("backlog=") for argument in arguments):
+        return description
+    return f"{description}:backlog={DEFAULT_BACKLOG}"
 
 
 class Options(PluginOptions):
@@ -59,7 +85,21 @@ class Options(PluginOptions):
             "Largest publish body in bytes (413).",
             positive_int_option,
         ],
-        ["max-topics", None, 1000, "Most topics this process serves.", positive_int_option],
+        [
+            "max-topics",
+            None,
+            None,
+            "Most topics kept at once (503 past it; default: no limit)",
+            positive_int_option,
+        ],
+        [
+            "topic-ttl",
+            None,
+            None,
+            "Without --redis: seconds a topic's history is kept after its last publish "
+            f"while no one subscribes (default {DEFAULT_TOPIC_TTL:g})",
+            seconds_option,
+        ],
         ["publish-token", None, None, "Bearer token publishers must present."],
         ["publish-token-file", None, None, "File holding the publish token."],
         ["subscribe-token", None, None, "Bearer token subscribers must present (default: open)."],
@@ -70,6 +110,13 @@ class Options(PluginOptions):
             2.0,
             "On stop, clients reconnect within this many s.",
             seconds_option,
+        ],
+        [
+            "max-connections-per-ip",
+            None,
+            None,
+            "Most connections one IP address may hold (503 past it; default: no limit)",
+            positive_int_option,
         ],
         [
             "relay-lease",
@@ -83,6 +130,7 @@ class Options(PluginOptions):
     def __init__(self) -> None:
         super().__init__()
         self["cors-origin"] = []
+        self["allowed-host"] = []
         self["upstream"] = []
         self["redis"] = []
         self["metrics"] = None
@@ -108,6 +156,15 @@ class Options(PluginOptions):
                 f"--cors-origin {origin!r}: give an origin such as https://app.example.com or *"
             )
         self["cors-origin"].append(origin)
+
+    def opt_allowed_host(self, host: str) -> None:
+        """Answer only requests whose Host is this name (name or name:port). Repeatable."""
+        if host_name(host) is None:
+            raise usage.UsageError(
+                f"--allowed-host {host!r}: give a host name such as hub.example.com, "
+                "127.0.0.1 or [::1], optionally with :port"
+            )
+        self["allowed-host"].append(host)
 
     def opt_upstream(self, spec: str) -> None:
         """TOPIC=URL: relay the event stream at URL into TOPIC. Repeatable."""
@@ -157,6 +214,11 @@ class Options(PluginOptions):
             for name in names:
                 if names.count(name) > 1:
                     raise usage.UsageError(f"--redis: the server {name} is given twice")
+        if self["topic-ttl"] is not None and self["redis"]:
+            raise usage.UsageError(
+                "--topic-ttl is for the memory backend: with --redis the history stays in "
+                "Redis (--history events per topic); drop --topic-ttl"
+            )
         if not self["relay-lease"] > 0:
             raise usage.UsageError("--relay-lease must be a positive number of seconds")
         for name in ("keepalive", "retry"):
@@ -196,15 +258,16 @@ def makeService(options: Options) -> IService:
         def relay_for(topic: str, url: str) -> UpstreamRelay:
             # One process of the group relays (a lease in Redis); the upstream id
             # is stored with each entry, so whoever relays next resumes after it.
-            channel: Any = hub.channel(topic)
+            # The channel is looked up each time: an idle topic is dropped.
             redis = servers.for_topic(topic)
             lease = RedisLease(redis, f"{prefix}{topic}:relay", ttl=options["relay-lease"])
 
             def publish(data: str, event: str | None, upstream_id: str) -> Any:
                 fields = {"upstream-id": upstream_id} if upstream_id else None
-                return channel.publish(data, event, fields=fields)
+                return hub.router.publish(topic, data, event, fields=fields)
 
             def resume() -> Any:
+                channel: Any = hub.channel(topic)
                 return channel.newest_fields().addCallback(
                     lambda fields: (fields or {}).get("upstream-id")
                 )
@@ -212,6 +275,7 @@ def makeService(options: Options) -> IService:
             return UpstreamRelay(topic, url, publish, lease=lease, resume=resume)
 
         backend = "Redis at " + ", ".join(servers.names)
+        topic_ttl = None  # the history stays in Redis
     else:
 
         def factory(topic: str) -> IEventChannel:
@@ -221,6 +285,9 @@ def makeService(options: Options) -> IService:
             return UpstreamRelay(topic, url, lambda data, event, _: hub.publish(topic, data, event))
 
         backend = "memory (this process only)"
+        topic_ttl = options["topic-ttl"]
+        if topic_ttl is None:
+            topic_ttl = DEFAULT_TOPIC_TTL
     metrics: Any = None
     if options.get("metrics"):
         # Imported only here: prometheus-client is optional (txsse[metrics]).
@@ -244,12 +311,16 @@ def makeService(options: Options) -> IService:
         max_subscribers=options["max-subscribers"],
         max_event_size=options["max-event-size"],
         cors_origins=options["cors-origin"],
+        allowed_hosts=options["allowed-host"],
+        max_connections_per_ip=options["max-connections-per-ip"],
         max_topics=options["max-topics"],
+        topic_ttl=topic_ttl,
         available=available,
     )
     if metrics is not None:
         metrics.watch_hub(hub, servers)
-    ListeningService("--port", options["port"], hub.site()).setServiceParent(top)
+    port = options["port"]
+    ListeningService("--port", port, hub.site(), listen_on=with_backlog(port)).setServiceParent(top)
     EventStreamService(hub, final_retry=options["shutdown-retry"] or None).setServiceParent(top)
     for topic, url in options["upstream"]:
         relay = relay_for(topic, url)

@@ -10,12 +10,11 @@ limit and clear 4xx/5xx answers.
 from __future__ import annotations
 
 import hmac
-import io
 import json
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
@@ -23,8 +22,10 @@ from twisted.python.failure import Failure
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
+from txsse._reactor import default_reactor
 from txsse._validate import check_count
-from txsse.errors import ChannelUnavailable
+from txsse.errors import ChannelLimitReached, ChannelUnavailable
+from txsse.hub._site import HubRequest, HubSite, Refusal
 from txsse.server import ChannelRouter, IEventChannel
 
 TOPIC_NAME = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}\Z")
@@ -48,46 +49,50 @@ def _bearer(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def _checked(topic: str) -> str:
+    """``topic``, if it is a valid topic name.
+
+    :raises ValueError: if it is not.
+    """
+    if not TOPIC_NAME.match(topic):
+        raise ValueError(f"invalid topic name {topic!r}")
+    return topic
+
+
 def _answer(request: Request, status: int, message: str, **headers: str) -> bytes:
     """A plain-text error answer: the status and one line saying what to do."""
-    request.setResponseCode(status)
-    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-    request.setHeader(b"cache-control", b"no-store")
-    for name, value in headers.items():
-        request.setHeader(name.replace("_", "-").encode(), value.encode())
-    return message.encode() + b"\n"
+    named = {name.replace("_", "-"): value for name, value in headers.items()}
+    return Refusal(status, message, named).answer(request)
 
 
-class HubRequest(Request):
-    """A request whose body is dropped past ``max_body`` bytes (then answered 413).
+def host_name(value: str) -> tuple[str, int | None] | None:
+    """The host name (lower case, IPv6 without brackets) and port of a ``Host`` value.
 
-    The body is never buffered beyond the limit, whatever ``Content-Length``
-    says or however long a chunked body goes on.
+    :param value: ``name``, ``name:port``, ``[v6]`` or ``[v6]:port``.
+    :returns: ``(name, port)``, the port ``None`` when absent; ``None`` if
+        ``value`` is not a host.
     """
+    try:
+        parts = urlsplit("//" + value)
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname or parts.path or parts.query or parts.fragment or parts.username:
+        return None
+    return parts.hostname, port
 
-    max_body = 64 * 1024
 
-    def gotLength(self, length: int | None) -> None:
-        """Refuse to buffer a body announced larger than the limit."""
-        self.body_too_large = length is not None and length > self.max_body
-        self._body_received = 0
-        if self.body_too_large:
-            self.content = io.BytesIO()
-        else:
-            super().gotLength(length)
+def query_args(request: Request) -> dict[bytes, list[bytes]]:
+    """The parameters of the request's query string only, never of its body.
 
-    def handleContentChunk(self, data: bytes) -> None:
-        """Buffer body bytes up to the limit; past it, drop them."""
-        if self.body_too_large:
-            return
-        self._body_received += len(data)
-        if self._body_received > self.max_body:
-            self.body_too_large = True
-            buffered, self.content = self.content, io.BytesIO()
-            if buffered is not None:
-                buffered.close()
-            return
-        super().handleContentChunk(data)
+    twisted.web merges a form-encoded or multipart ``POST`` body into
+    ``request.args``; a publish body is the event's data, whatever it looks like.
+
+    :param request: the incoming request.
+    :returns: each parameter's values, in order (blank values kept).
+    """
+    _, _, query = request.uri.partition(b"?")
+    return parse_qs(query, keep_blank_values=True)
 
 
 class Hub:
@@ -105,12 +110,26 @@ class Hub:
     :param max_event_size: the largest publish body in bytes; larger get ``413``.
     :param cors_origins: origins (``https://app.example``) whose pages may
         subscribe and publish; ``*`` for any. Other cross-origin requests get ``403``.
-    :param max_topics: the most topics created (``404`` past that).
+    :param max_topics: the most topics kept at once, or ``None`` for no limit;
+        a new topic past it gets ``503`` with ``Retry-After``.
+    :param topic_grace: seconds after which a topic with no subscriber and no
+        publish in flight is dropped from memory (made again on next use).
+    :param topic_ttl: for channels that keep their history in this process
+        (the memory backend): seconds a topic's history is kept after its
+        last publish while no one subscribes; ``None`` when the history lives
+        elsewhere (Redis) and only ``topic_grace`` applies.
     :param available: tells whether the backend is reachable now; while it
         is not, new subscribers get ``503`` at once.
+    :param allowed_hosts: the names (``hub.example.com``, ``127.0.0.1``,
+        ``[::1]``, optionally with ``:port``) the ``Host`` header must match;
+        empty for any. Other requests get ``400`` (DNS rebinding); ``/health``
+        answers any host.
+    :param max_connections_per_ip: the most connections one IP address may
+        hold at once, or ``None`` for no limit (see :meth:`site`).
     :param stream_options: more keyword arguments for
         :class:`~txsse.server.EventStreamResource` (``reactor``, ``max_unsent``).
-    :raises ValueError: for an empty token or out-of-range limits.
+    :raises ValueError: for an empty token, out-of-range limits or a host
+        that is not a host name.
     """
 
     _log = Logger()
@@ -126,8 +145,12 @@ class Hub:
         max_subscribers: int = 10_000,
         max_event_size: int = 64 * 1024,
         cors_origins: Iterable[str] = (),
-        max_topics: int = 1000,
+        max_topics: int | None = None,
+        topic_grace: float = 10.0,
+        topic_ttl: float | None = None,
         available: Callable[[], bool] = lambda: True,
+        allowed_hosts: Iterable[str] = (),
+        max_connections_per_ip: int | None = None,
         **stream_options: Any,
     ) -> None:
         if not publish_token or (subscribe_token is not None and not subscribe_token):
@@ -136,8 +159,17 @@ class Hub:
             ("max_subscribers", max_subscribers),
             ("max_event_size", max_event_size),
             ("max_topics", max_topics),
+            ("max_connections_per_ip", max_connections_per_ip),
         ):
             check_count(name, value, minimum=1)
+        hosts = [(entry, host_name(entry)) for entry in allowed_hosts]
+        for entry, parsed in hosts:
+            if parsed is None:
+                raise ValueError(
+                    f"allowed host {entry!r} is not a host name (with an optional port)"
+                )
+        self.allowed_hosts = frozenset(parsed for _, parsed in hosts if parsed is not None)
+        self.max_connections_per_ip = max_connections_per_ip
         self.publish_token = publish_token
         self.subscribe_token = subscribe_token
         self.max_subscribers = max_subscribers
@@ -145,9 +177,14 @@ class Hub:
         self.cors_origins = frozenset(o.rstrip("/") for o in cors_origins)
         self.available = available
         self.subscribers = 0
+        self.max_topics = max_topics
+        self._reactor = default_reactor(stream_options.pop("reactor", None))
         self.router = ChannelRouter(
+            reactor=self._reactor,
             default=channel_factory,
             max_channels=max_topics,
+            idle_timeout=topic_grace,
+            history_ttl=topic_ttl,
             keepalive=keepalive,
             retry=retry,
             **stream_options,
@@ -155,33 +192,56 @@ class Hub:
 
     def resource(self) -> IResource:
         """The root resource: ``/topics/<name>`` and ``/health``."""
-        root = Resource()
+        root = _Root(self)
         root.putChild(b"topics", _Topics(self))
         root.putChild(b"health", _Health(self))
         return root
 
-    def site(self) -> Site:
-        """A :class:`~twisted.web.server.Site` serving :meth:`resource` with the body limit."""
-        request_class = type("LimitedHubRequest", (HubRequest,), {"max_body": self.max_event_size})
-        return Site(self.resource(), requestFactory=request_class)
+    def site(self, **site_options: Any) -> Site:
+        """A :class:`~twisted.web.server.Site` serving :meth:`resource`, with the hub's limits.
+
+        Publish bodies are never buffered past ``max_event_size`` nor parsed
+        as forms; over HTTP/1.x a publish without the right token or with a
+        ``Content-Length`` past the limit is answered from its headers,
+        before its body; each IP address holds at most
+        ``max_connections_per_ip`` connections.
+
+        :param site_options: more keyword arguments for the
+            :class:`~twisted.web.server.Site` (``timeout``, ...).
+        :returns: the site, on the hub's reactor.
+        """
+        request_class = type(
+            "LimitedHubRequest",
+            (HubRequest,),
+            {"max_body": self.max_event_size, "early_check": staticmethod(self._early_check)},
+        )
+        site_options.setdefault("reactor", self._reactor)
+        return HubSite(
+            self.resource(),
+            requestFactory=request_class,
+            max_connections_per_ip=self.max_connections_per_ip,
+            **site_options,
+        )
 
     def channel(self, topic: str) -> IEventChannel:
         """The channel of ``topic``, created on first use.
 
+        Do not keep it: an idle topic is dropped after ``topic_grace``.
+
         :raises ValueError: if the name is not a valid topic name.
-        :raises KeyError: if ``max_topics`` topics exist already.
+        :raises ~txsse.errors.ChannelLimitReached: (a ``KeyError``) if
+            ``max_topics`` topics are kept already.
         """
-        if not TOPIC_NAME.match(topic):
-            raise ValueError(f"invalid topic name {topic!r}")
-        return self.router.channel(topic)
+        return self.router.channel(_checked(topic))
 
     def publish(self, topic: str, data: str, event: str | None = None) -> Any:
         """Publish to a topic (what ``POST /topics/<topic>`` does, without HTTP).
 
         :returns: the id, or a Deferred of it (see :meth:`IEventChannel.publish`).
         :raises ValueError: for an invalid topic name or event.
+        :raises ~txsse.errors.ChannelLimitReached: as :meth:`channel`.
         """
-        return self.channel(topic).publish(data, event)
+        return self.router.publish(_checked(topic), data, event)
 
     def close(self, retry: float | None = None, *, spread: bool = True) -> None:
         """Close every subscriber's stream (for :class:`~txsse.server.EventStreamService`)."""
@@ -189,10 +249,58 @@ class Hub:
 
     # -- checks shared by the methods ---------------------------------------
 
-    def check_origin(self, request: Request) -> bytes | None:
-        """Set the CORS headers, or answer ``403`` for an origin not allowed.
+    def _early_check(
+        self, request: Request, method: bytes, uri: bytes, length: int | None
+    ) -> Refusal | None:
+        """What a publish is refused with from its headers alone, if anything.
 
-        :returns: the error body, or ``None`` when the request may go on.
+        :param request: the request, with its headers (no method, URI or body yet).
+        :param method: the method from the request line.
+        :param uri: the URI from the request line.
+        :param length: the body's announced length, or ``None`` (chunked).
+        :returns: the refusal, or ``None`` to read the body and render as usual.
+        """
+        if method != b"POST" or not uri.startswith(b"/topics/"):
+            return None
+        refusal = (
+            self.host_refusal(request)
+            or self.origin_refusal(request)
+            or self.token_refusal(request, self.publish_token, "publishing")
+        )
+        if refusal is None and length is not None and length > self.max_event_size:
+            refusal = self._too_large()
+        return refusal
+
+    def _too_large(self) -> Refusal:
+        return Refusal(
+            413,
+            f"Content Too Large: an event's data is at most {self.max_event_size} bytes "
+            "(--max-event-size)",
+        )
+
+    def host_refusal(self, request: Request) -> Refusal | None:
+        """Refuse (``400``) a ``Host`` that is not one of ``allowed_hosts``, if any are set.
+
+        :returns: the refusal, or ``None`` when the request may go on.
+        """
+        if not self.allowed_hosts:
+            return None
+        raw = request.getHeader(b"host")
+        given = host_name(raw.decode("latin-1")) if raw is not None else None
+        if given is not None and (
+            given in self.allowed_hosts or (given[0], None) in self.allowed_hosts
+        ):
+            return None
+        shown = "no Host header" if raw is None else f"Host {raw.decode('latin-1')!r}"
+        return Refusal(
+            400,
+            f"Bad Request: {shown} is not a name of this hub; use one given with --allowed-host",
+        )
+
+    def origin_refusal(self, request: Request) -> Refusal | None:
+        """Set the CORS headers, or refuse (``403``) an origin not allowed.
+
+        :returns: the refusal, or ``None`` when the request may go on.
         """
         origin_header = request.getHeader(b"origin")
         if origin_header is None:
@@ -207,17 +315,33 @@ class Hub:
             return None
         if same:
             return None
-        return _answer(
-            request,
+        return Refusal(
             403,
             f"Forbidden: pages from origin {origin} may not use this hub; "
             "start it with --cors-origin for that origin",
         )
 
+    def check_origin(self, request: Request) -> bytes | None:
+        """Set the CORS headers, or answer ``403`` for an origin not allowed.
+
+        :returns: the error body, or ``None`` when the request may go on.
+        """
+        return _answered(request, self.origin_refusal(request))
+
     def check_token(self, request: Request, expected: str | None, action: str) -> bytes | None:
         """Answer ``401`` unless the request carries the expected bearer token.
 
         :returns: the error body, or ``None`` when the request may go on.
+        """
+        return _answered(request, self.token_refusal(request, expected, action))
+
+    def token_refusal(self, request: Request, expected: str | None, action: str) -> Refusal | None:
+        """Refuse (``401``) a request without the expected bearer token.
+
+        :param expected: the token, or ``None`` when none is needed.
+        :param action: ``"publishing"`` or ``"subscribing"`` (which may also
+            give it as an ``access_token`` query parameter).
+        :returns: the refusal, or ``None`` when the request may go on.
         """
         if expected is None:
             return None
@@ -229,16 +353,40 @@ class Hub:
             return None
         flag = "--publish-token" if action == "publishing" else "--subscribe-token"
         if given is None:
-            return _answer(
-                request, 401,
+            return Refusal(
+                401,
                 f"Unauthorized: {action} needs the header 'Authorization: Bearer <token>' "
                 f"with the hub's {flag}",
-                www_authenticate='Bearer realm="txsse-hub"',
-            )  # fmt: skip
-        return _answer(
-            request, 401, f"Unauthorized: wrong token for {action}",
-            www_authenticate='Bearer realm="txsse-hub", error="invalid_token"',
-        )  # fmt: skip
+                {"www-authenticate": 'Bearer realm="txsse-hub"'},
+            )
+        return Refusal(
+            401,
+            f"Unauthorized: wrong token for {action}",
+            {"www-authenticate": 'Bearer realm="txsse-hub", error="invalid_token"'},
+        )
+
+
+def _answered(request: Request, refusal: Refusal | None) -> bytes | None:
+    """Answer ``refusal`` on ``request``: its body, or ``None`` if there is none."""
+    return None if refusal is None else refusal.answer(request)
+
+
+class _Root(Resource):
+    """The hub's root: checks ``Host`` (``--allowed-host``) before anything but ``/health``."""
+
+    def __init__(self, hub: Hub) -> None:
+        super().__init__()
+        self._hub = hub
+
+    def getChildWithDefault(self, path: bytes, request: Request) -> IResource:
+        refusal = None if path == b"health" else self._hub.host_refusal(request)
+        if refusal is not None:
+            return _Fixed(refusal)
+        child: IResource = super().getChildWithDefault(path, request)
+        return child
+
+    def render(self, request: Request) -> bytes:
+        return _NOT_FOUND.answer(request)
 
 
 class _Health(Resource):
@@ -252,7 +400,11 @@ class _Health(Resource):
 
     def render_GET(self, request: Request) -> bytes:
         if self._hub.available():
-            return _answer(request, 200, f"ok: {self._hub.subscribers} subscribers")
+            # Behind a subscribe token the hub tells nothing but its liveness.
+            closed = self._hub.subscribe_token is not None
+            return _answer(
+                request, 200, "ok" if closed else f"ok: {self._hub.subscribers} subscribers"
+            )
         return _answer(request, 503, "unavailable: the backend (Redis) is unreachable")
 
 
@@ -269,11 +421,14 @@ class _Topics(Resource):
         except UnicodeDecodeError:
             name = ""
         if request.postpath:  # /topics/<name>/more
-            return _Fixed(404, "Not Found: use /topics/<name>")
+            return _Fixed(_NOT_FOUND)
         return _Topic(self._hub, name)
 
     def render(self, request: Request) -> bytes:
-        return _answer(request, 404, "Not Found: use /topics/<name>")
+        return _NOT_FOUND.answer(request)
+
+
+_NOT_FOUND = Refusal(404, "Not Found: use /topics/<name>")
 
 
 class _Fixed(Resource):
@@ -281,13 +436,12 @@ class _Fixed(Resource):
 
     isLeaf = True
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, refusal: Refusal) -> None:
         super().__init__()
-        self._status = status
-        self._message = message
+        self._refusal = refusal
 
     def render(self, request: Request) -> bytes:
-        return _answer(request, self._status, self._message)
+        return self._refusal.answer(request)
 
 
 class _Topic(Resource):
@@ -348,12 +502,23 @@ class _Topic(Resource):
                     "already (--max-subscribers); retry later or use another hub process",
                     retry_after="5",
                 )  # fmt: skip
+            try:
+                hub.channel(self._name)  # a HEAD creates no topic
+            except ChannelLimitReached:
+                return self._too_many_topics(request)
             hub.subscribers += 1
             request.notifyFinish().addBoth(self._unsubscribed)
-        # A new topic past --max-topics gets the router's 404.
         resource = hub.router.getChild(self._name.encode(), request)
         result: bytes | int = resource.render(request)
         return result
+
+    def _too_many_topics(self, request: Request) -> bytes:
+        return _answer(
+            request, 503,
+            f"Service Unavailable: this hub serves {self._hub.max_topics} topics already "
+            "(--max-topics); idle topics are dropped soon, retry later",
+            retry_after=str(self._hub.router.retry_after),
+        )  # fmt: skip
 
     def _unsubscribed(self, _: object) -> None:
         self._hub.subscribers -= 1
@@ -364,12 +529,8 @@ class _Topic(Resource):
         if refused is not None:
             return refused
         if getattr(request, "body_too_large", False):
-            return _answer(
-                request, 413,
-                f"Content Too Large: an event's data is at most {hub.max_event_size} bytes "
-                "(--max-event-size)",
-            )  # fmt: skip
-        events = request.args.get(b"event", [])
+            return hub._too_large().answer(request)
+        events = query_args(request).get(b"event", [])
         if len(events) > 1:
             return _answer(request, 400, "Bad Request: give the event parameter once")
         try:
@@ -380,14 +541,12 @@ class _Topic(Resource):
         if event == "":
             return _answer(request, 400, "Bad Request: the event parameter must not be empty")
         try:
-            channel = hub.channel(self._name)
-        except KeyError:
-            return _answer(
-                request, 404, "Not Found: this hub has as many topics as it may (--max-topics)"
-            )
+            hub.channel(self._name)
+        except ChannelLimitReached:
+            return self._too_many_topics(request)
         gone: list[bool] = []
         request.notifyFinish().addErrback(lambda _: gone.append(True))
-        d = maybeDeferred(channel.publish, data, event)
+        d = maybeDeferred(hub.router.publish, self._name, data, event)
         d.addCallbacks(
             self._published, self._publish_failed, callbackArgs=(request,), errbackArgs=(request,)
         )
