@@ -34,6 +34,22 @@ def _no_logged_errors(request: pytest.FixtureRequest) -> Iterator[list[LogEvent]
         pytest.fail(f"the test logged {len(errors)} error(s):\n{text}", pytrace=False)
 
 
+@pytest.fixture(params=[True, False], ids=["direct", "transport"])
+def direct_writes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Run the test on both server write paths: ``direct_writes`` on (default) and off.
+
+    Every EventStreamResource the test creates (directly, or through a router
+    or the hub) gets that default. Server test modules use it for every test
+    (``pytestmark = pytest.mark.usefixtures("direct_writes")``).
+    """
+    from txsse.server import EventStreamResource
+
+    defaults = EventStreamResource.__init__.__kwdefaults__
+    assert defaults is not None and "direct_writes" in defaults
+    monkeypatch.setitem(defaults, "direct_writes", request.param)
+    return bool(request.param)
+
+
 @pytest.fixture
 def logged_errors(request: pytest.FixtureRequest) -> list[LogEvent]:
     """The errors logged so far by this test; clear it after checking them."""

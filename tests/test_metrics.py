@@ -123,12 +123,14 @@ class Sink:
         self.chunks: list[bytes] = []
         self.ended = False
         self.open = True
+        self.evicted = False
         self.evict_after = evict_after
         self.channel: Any = None
 
     def send(self, chunk: bytes) -> None:
         if self.evict_after is not None and sum(map(len, self.chunks)) >= self.evict_after:
-            self.open = False  # what EventStreamResource.evict does to its stream
+            self.open = False  # what EventStreamResource does to a slow client's stream
+            self.evicted = True
             self.channel.unsubscribe(self)
             return
         self.chunks.append(chunk)
@@ -173,7 +175,7 @@ def test_channel_counts_publish_delivery_replay_and_gaps() -> None:
 
 
 def test_channel_counts_slow_client_evictions() -> None:
-    """A subscriber closed while being sent an event counts as an eviction, not a delivery."""
+    """A subscriber evicted while being sent an event counts as an eviction, not a delivery."""
     registry = CollectorRegistry()
     channel = instrument_channel(MemoryChannel(), "c", registry=registry)
     slow = Sink(evict_after=1)

@@ -200,7 +200,10 @@ async def test_real_slow_client_eviction_is_counted() -> None:
     registry = CollectorRegistry()
     channel = instrument_channel(MemoryChannel(history=10), "slow", registry=registry)
     root = Resource()
-    root.putChild(b"events", EventStreamResource(channel, keepalive=None, max_unsent=64 * 1024))
+    root.putChild(
+        b"events",
+        EventStreamResource(channel, keepalive=None, max_unsent=64 * 1024, slow_client_timeout=0),
+    )
     port = reactor.listenTCP(0, Site(root), interface="127.0.0.1")
     slow = socket.create_connection(("127.0.0.1", port.getHost().port), 5)
     slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

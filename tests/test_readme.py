@@ -104,7 +104,7 @@ def test_server_example_serves_events(processes: list[subprocess.Popen[bytes]]) 
     with get(port, "/events") as response:
         assert response.status == 200
         assert response.getheader("content-type", "").startswith("text/event-stream")
-        lines = [response.readline() for _ in range(5)]
+        lines = [response.readline() for _ in range(12)]  # retry:, resume point, events
     assert b"event: update\n" in lines and b'data: {"x":1}\n' in lines
 
 

@@ -13,17 +13,18 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor, ssl
 from twisted.internet.interfaces import IListeningPort
 from twisted.web.pages import notFound
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
+from tests.helpers.rawclient import listen as raw_listen
 from tests.helpers.serving import Recording
 from tests.helpers.system import require_program
-from tests.helpers.tls import self_signed
 from tests.helpers.waiting import until
 from txsse.server import EventStreamResource, MemoryChannel
+
+pytestmark = pytest.mark.usefixtures("direct_writes")
 
 CHROMIUM = "/usr/bin/chromium"
 BROWSER_TIMEOUT = 60.0
@@ -82,18 +83,12 @@ class Page(Resource):
 def listen(site: Site, protocol: str) -> tuple[IListeningPort, str, list[str]]:
     """Listen for ``http/1.1`` (cleartext) or ``h2`` (TLS, ALPN); the URL and browser flags."""
     if protocol == "http/1.1":
-        port = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[attr-defined]
-        return port, f"http://127.0.0.1:{port.getHost().port}/", []
+        port = raw_listen(site, protocol)
+        return port, f"http://127.0.0.1:{port.getHost().port}/", []  # type: ignore[attr-defined]
     pytest.importorskip("h2", reason="HTTP/2 needs twisted[http2] (the test extra has it)")
-    cert_pem, key_pem = self_signed()
-    certificate = ssl.PrivateCertificate.loadPEM(cert_pem + key_pem)
-    options = ssl.CertificateOptions(
-        privateKey=certificate.privateKey.original,
-        certificate=certificate.original,
-        acceptableProtocols=[b"h2", b"http/1.1"],
-    )
-    port = reactor.listenSSL(0, site, options, interface="127.0.0.1")  # type: ignore[attr-defined]
-    return port, f"https://127.0.0.1:{port.getHost().port}/", ["--ignore-certificate-errors"]
+    port = raw_listen(site, protocol)
+    url = f"https://127.0.0.1:{port.getHost().port}/"  # type: ignore[attr-defined]
+    return port, url, ["--ignore-certificate-errors"]
 
 
 @pytest.mark.slow

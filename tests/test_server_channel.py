@@ -121,7 +121,7 @@ def test_history_is_bounded() -> None:
     for n in range(10):
         channel.publish(str(n))
     replay = channel.subscribe(Collector(), "9")
-    assert replay == Replay(b"id: 10\ndata: 9\n\n", False, "8")
+    assert replay == Replay(b"id: 10\ndata: 9\n\n", False, "8", "10")
     assert len(channel._chunks) == len(channel._index) == 3
 
 
@@ -131,12 +131,12 @@ def test_replay_after_id_and_gap() -> None:
     for n in range(5):
         channel.publish(f"e{n}")
     assert channel.subscribe(Collector(), "4").chunk == b"id: 5\ndata: e4\n\n"
-    assert channel.subscribe(Collector(), "5") == Replay(b"", False, "3")
+    assert channel.subscribe(Collector(), "5") == Replay(b"", False, "3", "5")
     whole = b"id: 3\ndata: e2\n\nid: 4\ndata: e3\n\nid: 5\ndata: e4\n\n"
-    assert channel.subscribe(Collector(), "1") == Replay(whole, True, "3")
-    assert channel.subscribe(Collector(), "999") == Replay(whole, True, "3")
-    assert channel.subscribe(Collector(), None) == Replay(b"", False, "3")
-    assert channel.subscribe(Collector(), "") == Replay(b"", False, "3")
+    assert channel.subscribe(Collector(), "1") == Replay(whole, True, "3", "5")
+    assert channel.subscribe(Collector(), "999") == Replay(whole, True, "3", "5")
+    assert channel.subscribe(Collector(), None) == Replay(b"", False, "3", "5")
+    assert channel.subscribe(Collector(), "") == Replay(b"", False, "3", "5")
 
 
 def test_history_zero_keeps_nothing() -> None:
@@ -144,7 +144,30 @@ def test_history_zero_keeps_nothing() -> None:
     channel = MemoryChannel(history=0, first_id=1)
     channel.publish("a")
     assert channel.subscribe(Collector(), "1") == Replay(b"", True, None)
+    assert channel.subscribe(Collector()).position is None, "no resume point without history"
     assert channel.publish("b") == "2"
+
+
+def test_position_of_an_empty_channel_resumes_from_the_first_event() -> None:
+    """An empty channel's position replays everything published since, without a gap."""
+    channel = MemoryChannel(history=3, first_id=1)
+    position = channel.subscribe(Collector()).position
+    assert position is not None
+    assert channel.subscribe(Collector(), position) == Replay(b"", False, None, position)
+    ids = [channel.publish(f"e{n}") for n in range(2)]
+    replay = channel.subscribe(Collector(), position)
+    assert (replay.gap, replay.position) == (False, ids[-1])
+    assert [e.id for e in EventStreamParser().feed(replay.chunk)] == ids
+
+
+def test_position_of_an_empty_channel_is_a_gap_once_events_were_dropped() -> None:
+    """If the history dropped events published after the position, resuming from it is a gap."""
+    channel = MemoryChannel(history=2, first_id=1)
+    position = channel.subscribe(Collector()).position
+    for n in range(3):
+        channel.publish(f"e{n}")
+    assert channel.subscribe(Collector(), position).gap
+    assert MemoryChannel(history=2, first_id=5).subscribe(Collector(), position).gap
 
 
 def test_unsubscribe_is_immediate_and_idempotent() -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
 from tests.helpers.docs import runnable_example
 from tests.helpers.reading import connect
 from tests.helpers.waiting import TIMEOUT, until
+
+pytestmark = pytest.mark.usefixtures("direct_writes")
 
 
 @pytest_twisted.ensureDeferred

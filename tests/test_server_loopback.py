@@ -13,11 +13,14 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from tests.helpers.memhttp import dechunk
+from tests.helpers.rawclient import is_direct
 from tests.helpers.reading import connect
 from tests.helpers.serving import Recording
 from tests.helpers.waiting import TIMEOUT, until
 from txsse import Event, EventSource, EventStreamParser
 from txsse.server import EventStreamResource, MemoryChannel
+
+pytestmark = pytest.mark.usefixtures("direct_writes")
 
 
 def body(response: bytes) -> bytearray:
@@ -39,6 +42,16 @@ def drain(sock: socket.socket) -> bytes:
     return bytes(data)
 
 
+def tiny_client(url: str) -> socket.socket:
+    """A blocking socket with a 4 KiB receive buffer (set before connecting) that sent a GET."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(5)
+    sock.connect(("127.0.0.1", int(url.split(":")[2].split("/")[0])))
+    sock.sendall(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    return sock
+
+
 @pytest_twisted.async_yield_fixture
 async def server() -> AsyncIterator[tuple[MemoryChannel, Recording, str]]:
     """A channel served at http://127.0.0.1:<port>/events on the real reactor."""
@@ -54,7 +67,7 @@ async def server() -> AsyncIterator[tuple[MemoryChannel, Recording, str]]:
 
 @pytest_twisted.ensureDeferred
 async def test_raw_client_resumes_across_forced_disconnect(
-    server: tuple[MemoryChannel, Recording, str],
+    server: tuple[MemoryChannel, Recording, str], direct_writes: bool
 ) -> None:
     """A client cut off server-side reconnects with Last-Event-ID and loses nothing."""
     channel, resource, url = server
@@ -64,7 +77,7 @@ async def test_raw_client_resumes_across_forced_disconnect(
     assert response.headers.getRawHeaders(b"content-type") == [b"text/event-stream; charset=utf-8"]
     await until(lambda: channel.subscriber_count == 1, "the subscription")
     (stream,) = resource.stream._streams
-    assert stream._socket is not None, "cleartext TCP takes the direct-send path"
+    assert is_direct(stream) is direct_writes, "cleartext TCP takes the direct path if asked"
     published = [channel.publish(f"event {n}") for n in range(5)]
     received = await reader.take(5)
     resource.cut()
@@ -89,9 +102,8 @@ async def test_slow_socket_is_evicted_while_fast_client_keeps_up(
     """A real client that stops reading is disconnected; a reading client gets every event."""
     channel, resource, url = server
     resource.stream.max_unsent = 64 * 1024
-    slow = socket.create_connection(("127.0.0.1", int(url.split(":")[2].split("/")[0])), 5)
-    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    slow.sendall(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    resource.stream.slow_client_timeout = 0.2
+    slow = tiny_client(url)
     parser = EventStreamParser()
     _, reader = await connect(url, parser)
     await until(lambda: channel.subscriber_count == 2, "both clients to subscribe")
@@ -108,6 +120,9 @@ async def test_slow_socket_is_evicted_while_fast_client_keeps_up(
         received = await reader.take(len(published))
         assert [e.id for e in received] == published
         # What the slow client did get (through partial sends) is intact, in order.
+        await until(
+            lambda: any(r.channel is None for r in resource.requests), "the slow one's abort"
+        )
         slow_ids = [e.id for e in EventStreamParser().feed(dechunk(body(drain(slow))))]
         assert slow_ids == published[: len(slow_ids)]
     finally:

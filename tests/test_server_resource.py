@@ -23,6 +23,8 @@ from txsse.server import (
     Replay,
 )
 
+pytestmark = pytest.mark.usefixtures("direct_writes")
+
 
 @pytest.fixture
 def clock() -> Clock:
@@ -53,11 +55,39 @@ def test_headers(channel: MemoryChannel, clock: Clock) -> None:
 
 
 def test_opening_comment_sends_headers_at_once(channel: MemoryChannel, clock: Clock) -> None:
-    """Without retry or replay, a comment goes out so clients and proxies see the stream open."""
+    """Without retry, resume point or replay, a comment goes out so clients see the stream open."""
     _, site = serve(channel, clock)
-    client = request(site)
+    last = channel.publish("before")
+    client = request(site, headers={b"Last-Event-ID": last.encode()})
     assert client.body == b":\n"
     client.disconnect()
+
+
+def test_new_stream_starts_with_its_resume_point(channel: MemoryChannel, clock: Clock) -> None:
+    """A new client's stream starts with an ``id:`` line and no data: its last event id, set."""
+    last = [channel.publish(f"e{n}") for n in range(2)][-1]
+    _, site = serve(channel, clock)
+    client = request(site)
+    assert client.body == f"id: {last}\n\n".encode()
+    assert client.events() == []
+    assert client.parser.last_event_id == last
+    client.disconnect()
+
+
+def test_resume_point_of_an_empty_channel_loses_nothing(
+    channel: MemoryChannel, clock: Clock
+) -> None:
+    """Cut before its first event, a client resumes from its resume point and misses nothing."""
+    _, site = serve(channel, clock)
+    first = request(site)
+    position = first.parser.last_event_id if first.events() == [] else ""
+    assert position
+    first.disconnect()
+    ids = [channel.publish(f"e{n}") for n in range(3)]
+    again = request(site, headers={b"Last-Event-ID": position.encode()})
+    assert [e.id for e in again.events()] == ids
+    assert all(e.event == "message" for e in again.events()), "no reset notice"
+    again.disconnect()
 
 
 def test_each_event_is_written_when_published(channel: MemoryChannel, clock: Clock) -> None:
@@ -98,7 +128,7 @@ def test_retry_hint_at_connect(channel: MemoryChannel, clock: Clock) -> None:
     """``retry`` (seconds) is sent as a ``retry:`` field in milliseconds first thing."""
     _, site = serve(channel, clock, retry=2.5)
     client = request(site)
-    assert client.body == b"retry: 2500\n\n"
+    assert client.body.startswith(b"retry: 2500\n\n")
     assert client.parser.retry == 2500
     client.disconnect()
 
@@ -210,27 +240,58 @@ def test_disconnect_releases_subscription_at_once(channel: MemoryChannel, clock:
 def test_slow_client_is_evicted_while_others_keep_receiving(
     channel: MemoryChannel, clock: Clock
 ) -> None:
-    """A client whose transport is paused is aborted past ``max_unsent``; the rest go on."""
-    resource, site = serve(channel, clock, max_unsent=1000)
+    """A client over ``max_unsent`` for ``slow_client_timeout`` s is aborted; the rest go on."""
+    resource, site = serve(channel, clock, max_unsent=1000, slow_client_timeout=5.0)
     slow, fast = request(site), request(site)
     slow.http.pauseProducing()  # what the TCP transport does when its buffer is full
-    sent = []
-    for n in range(20):
-        sent.append(channel.publish("x" * 100 + str(n)))
+    sent = [channel.publish("x" * 100 + str(n)) for n in range(20)]
+    clock.advance(4.9)
+    assert not slow.transport.disconnected, "over the bound, but not for long enough"
+    sent += [channel.publish("x" * 100 + str(n)) for n in range(20, 25)]
+    clock.advance(0.1)
     assert slow.transport.disconnected
     assert channel.subscriber_count == 1
     assert resource.stream_count == 1
     assert [e.id for e in fast.events()] == sent
-    slow_ids = [e.id for e in slow.events()]
-    assert slow_ids == sent[: len(slow_ids)] and 5 <= len(slow_ids) < 20
+    assert slow.events() == [], "nothing was written after the pause"
     slow.disconnect()  # the abort completes
     fast.disconnect()
     assert clock.getDelayedCalls() == []
 
 
+def test_zero_timeout_evicts_at_once(channel: MemoryChannel, clock: Clock) -> None:
+    """With ``slow_client_timeout=0`` a paused client is aborted as soon as it is over the bound."""
+    _, site = serve(channel, clock, max_unsent=1000, slow_client_timeout=0)
+    slow = request(site)
+    slow.http.pauseProducing()
+    for n in range(8):  # 8 events of 113 bytes
+        channel.publish("x" * 100 + str(n))
+    assert not slow.transport.disconnected
+    channel.publish("x" * 100 + "8")
+    assert slow.transport.disconnected
+    assert channel.subscriber_count == 0
+    slow.disconnect()
+
+
+def test_burst_over_the_bound_is_not_an_eviction(channel: MemoryChannel, clock: Clock) -> None:
+    """A client that catches up within the timeout keeps its stream and every event, in order."""
+    resource, site = serve(channel, clock, max_unsent=1000, slow_client_timeout=5.0)
+    client = request(site)
+    client.http.pauseProducing()
+    sent = [channel.publish("y" * 300) for _ in range(20)]  # 6 times the bound, one turn
+    clock.advance(4.0)
+    client.http.resumeProducing()
+    assert [e.id for e in client.events()] == sent
+    clock.advance(10.0)
+    assert not client.transport.disconnected
+    assert resource.stream_count == 1
+    client.disconnect()
+    assert clock.getDelayedCalls() == []
+
+
 def test_client_that_catches_up_is_kept(channel: MemoryChannel, clock: Clock) -> None:
     """Pausing and resuming under the bound loses nothing and disconnects nobody."""
-    _, site = serve(channel, clock, max_unsent=1000)
+    _, site = serve(channel, clock, max_unsent=1000, slow_client_timeout=0)
     client = request(site)
     for _ in range(5):
         client.http.pauseProducing()
@@ -240,6 +301,31 @@ def test_client_that_catches_up_is_kept(channel: MemoryChannel, clock: Clock) ->
     assert not client.transport.disconnected
     assert len(client.events()) == 10
     client.disconnect()
+
+
+def test_replay_is_paced_and_counted(clock: Clock) -> None:
+    """A replay larger than the bound goes out one piece per resume, and counts for eviction."""
+    channel = MemoryChannel(history=100, first_id=1)
+    ids = [channel.publish("z" * 10_000) for _ in range(50)]  # about 500 KB of history
+    resource, site = serve(channel, clock, max_unsent=64 * 1024, slow_client_timeout=5.0)
+    client = request(site, headers={b"Last-Event-ID": b"bogus"}, buffer=64 * 1024)
+    (stream,) = resource._streams
+    written = len(client.transport.value())
+    assert written < 2 * 64 * 1024 + 1000, "a piece past the transport's buffer, no more"
+    assert stream._queued > 300_000
+    while stream._queued:
+        client.read()
+        assert len(client.transport.value()) - written < 2 * 64 * 1024 + 1000
+        written = len(client.transport.value())
+    assert [e.id for e in client.events()[1:]] == ids
+    client.disconnect()
+    stalled = request(site, headers={b"Last-Event-ID": b"bogus"}, buffer=64 * 1024)
+    clock.advance(4.9)
+    stalled.read()  # some progress, but still over the bound
+    clock.advance(0.1)
+    assert stalled.transport.disconnected, "a stalled replay counts against the bound"
+    stalled.disconnect()
+    assert clock.getDelayedCalls() == []
 
 
 def test_memory_does_not_grow_with_events(channel: MemoryChannel, clock: Clock) -> None:
@@ -410,6 +496,8 @@ def test_channel_can_end_a_stream(clock: Clock) -> None:
         ({"retry": -1}, "retry must be non-negative"),
         ({"retry": "3"}, "retry must be a number"),
         ({"max_unsent": -1}, "max_unsent must be"),
+        ({"slow_client_timeout": -1}, "slow_client_timeout must be non-negative"),
+        ({"slow_client_timeout": None}, "slow_client_timeout must be a number"),
         ({"reset_event": "a\nb"}, "contains CR or LF"),
         ({"reset_event": ""}, "non-empty event type"),
     ],

@@ -11,6 +11,8 @@ from tests.helpers.memhttp import make_site, request
 from txsse.errors import ChannelLimitReached
 from txsse.server import ChannelRouter, IEventChannel, MemoryChannel
 
+pytestmark = pytest.mark.usefixtures("direct_writes")
+
 
 def test_named_channels_are_separate() -> None:
     """Each name streams its own channel."""

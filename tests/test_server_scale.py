@@ -8,6 +8,8 @@ from twisted.internet.task import Clock
 from tests.helpers.memhttp import make_site, request
 from txsse.server import EventStreamResource, MemoryChannel
 
+pytestmark = pytest.mark.usefixtures("direct_writes")
+
 
 @pytest.mark.slow
 def test_ten_thousand_subscribers_each_get_every_broadcast() -> None:

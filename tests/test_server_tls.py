@@ -8,6 +8,7 @@ from twisted.internet import reactor, ssl
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
+from tests.helpers.rawclient import is_direct
 from tests.helpers.serving import Recording
 from tests.helpers.tls import self_signed
 from tests.helpers.waiting import TIMEOUT, until
@@ -15,7 +16,10 @@ from txsse import Event, EventSource, trust_certificate
 from txsse.server import EventStreamResource, MemoryChannel
 
 # Twisted's server-side certificate options still pass pyOpenSSL X509 and PKey objects.
-pytestmark = pytest.mark.filterwarnings("ignore:Passing pyOpenSSL:DeprecationWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Passing pyOpenSSL:DeprecationWarning"),
+    pytest.mark.usefixtures("direct_writes"),
+]
 
 
 @pytest_twisted.ensureDeferred
@@ -37,7 +41,7 @@ async def test_tls_stream_resumes_across_forced_disconnect() -> None:
         await source.when_open().addTimeout(TIMEOUT, reactor)
         await until(lambda: channel.subscriber_count == 1, "the subscription")
         (stream,) = events.stream._streams
-        assert stream._socket is None, "no direct socket sends under TLS"
+        assert not is_direct(stream), "no direct socket sends under TLS"
         published = [channel.publish(f"e{n}") for n in range(3)]
         received: list[Event] = [
             await source.next().addTimeout(TIMEOUT, reactor) for _ in published

@@ -291,9 +291,7 @@ class _MeteredSubscriber:
         inner: Any = self.inner
         was_open = getattr(inner, "open", True)
         inner.send(chunk)
-        if was_open and not getattr(inner, "open", True):
-            self._channel._evicted()
-        else:
+        if not was_open or getattr(inner, "open", True):
             self._channel._delivered(chunk)
 
     def end(self) -> None:
@@ -411,6 +409,8 @@ class MeteredChannel:
         """Unsubscribe the stand-in of ``subscriber`` (see IEventChannel)."""
         wrapped = self._wrapped.pop(subscriber, None)
         if wrapped is not None:
+            if getattr(subscriber, "evicted", False):  # a slow client's stream, disconnected
+                self._evicted()
             self.channel.unsubscribe(wrapped)
 
     # Counting, from the subscribers' stand-ins

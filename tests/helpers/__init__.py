@@ -17,4 +17,5 @@
 - ``metrics``: scraping ``/metrics``; ``tls``: a self-signed certificate; ``docs``: the
   documentation's runnable examples;
 - ``chunking``, ``reference``: chunkings of a byte stream and the reference parser.
+- ``docs``: the docs' runnable examples, and their complete programs run as processes.
 """

@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.utils import getProcessOutputAndValue
 
 from tests.helpers.system import stop_process
 from tests.helpers.waiting import block_until
@@ -77,7 +81,7 @@ class Program:
         """The command line: Python for a ``.py`` file, else the words of ``name``."""
         if self.name.endswith(".py"):
             return [sys.executable, self.name, *args]
-        return [*self.name.split(), *args]
+        return [*shlex.split(self.name), *args]
 
     def start(self, *args: str) -> Program:
         """Start it in the background, its output (both streams) going to ``self.output``."""
@@ -113,6 +117,18 @@ class Program:
         text = (done.stdout + done.stderr).decode("utf-8", "replace")
         assert done.returncode == 0, f"{self.name} failed ({done.returncode}):\n{text}"
         return done.stdout.decode("utf-8")
+
+    async def finish(self, *args: str, **env: str) -> tuple[int, str]:
+        """Run it to the end without blocking the reactor (the tests' servers run there).
+
+        :param env: more environment variables.
+        :returns: its exit status and its output (both streams).
+        """
+        out, err, status = await getProcessOutputAndValue(
+            self.argv()[0], self.argv(*args)[1:], env={**environment(), **env},
+            path=str(self.directory), reactor=reactor,
+        ).addTimeout(PROGRAM_TIMEOUT, reactor)  # fmt: skip
+        return status, (out + err).decode("utf-8", "replace")
 
     def stop(self) -> None:
         """Stop it (SIGTERM, then SIGKILL) and wait for the exit."""

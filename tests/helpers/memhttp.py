@@ -125,9 +125,38 @@ class Client:
         assert isinstance(http, HTTPChannel)
         return http
 
+    def read(self) -> None:
+        """Take every byte written so far (a :class:`BufferedTransport` resumes the server)."""
+        assert isinstance(self.transport, BufferedTransport), "request(..., buffer=N) first"
+        self.transport.read()
+
     def disconnect(self, reason: Exception | None = None) -> None:
         """The client goes away: the server sees the connection lost."""
         self.channel.connectionLost(Failure(reason or ConnectionError("client went away")))
+
+
+class BufferedTransport(StringTransport):
+    """A StringTransport that pauses its producer past ``buffer`` unread bytes, like TCP's.
+
+    :param buffer: the unread bytes past which the producer is paused.
+    """
+
+    def __init__(self, buffer: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.buffer = buffer
+        self.unread = 0
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        self.unread += len(data)
+        if self.unread > self.buffer and self.producer is not None:
+            self.producer.pauseProducing()
+
+    def read(self) -> None:
+        """The client reads everything: the producer is asked for more."""
+        self.unread = 0
+        if self.producer is not None:
+            self.producer.resumeProducing()
 
 
 def request(
@@ -136,10 +165,20 @@ def request(
     method: bytes = b"GET",
     headers: dict[bytes, bytes] | None = None,
     version: bytes = b"HTTP/1.1",
+    buffer: int | None = None,
 ) -> Client:
-    """Open a connection to ``site`` and send one request."""
+    """Open a connection to ``site`` and send one request.
+
+    :param buffer: if given, the transport pauses the server past that many
+        unread bytes (see :class:`BufferedTransport`; ``Client.read`` reads).
+    """
     channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", next(_port)))
-    transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 1))
+    peer = IPv4Address("TCP", "127.0.0.1", 1)
+    transport = (
+        StringTransport(peerAddress=peer)
+        if buffer is None
+        else BufferedTransport(buffer, peerAddress=peer)
+    )
     channel.makeConnection(transport)
     lines = [method + b" " + path + b" " + version, b"Host: example.test"]
     lines += [name + b": " + value for name, value in (headers or {}).items()]

@@ -30,11 +30,20 @@ class Replay(NamedTuple):
         Always ``False`` when no id was requested.
     :ivar oldest_id: the id of the oldest event the channel still holds, or
         ``None`` when its history is empty.
+    :ivar position: the channel's position at the moment of subscription: the
+        id of the newest event then (the last one in ``chunk``, if any), or,
+        when the channel holds no event, an id meaning "before the first
+        event". A later ``subscribe(last_event_id=position)`` replays what was
+        published since, without a gap (unless the history dropped some of
+        it). The resource sends it to new clients as their resume point.
+        ``None`` when the channel cannot name one (every resume is then
+        reported as a gap, as with ``history=0``).
     """
 
     chunk: bytes = b""
     gap: bool = False
     oldest_id: str | None = None
+    position: str | None = None
 
 
 class ISubscriber(Interface):

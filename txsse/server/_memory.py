@@ -49,6 +49,10 @@ class MemoryChannel:
         check_count("first_id", first_id)
         self.history = history
         self._next_id = _first_id() if first_id is None else first_id
+        # The resume point of an empty channel: "before the first event". It
+        # is never assigned (ids count up from the first id), and a new
+        # channel (a restart) has another one, so an old client gets a gap.
+        self._origin = f"before-{self._next_id}"
         self._ids: deque[str] = deque()
         self._chunks: deque[bytes] = deque()
         # id -> absolute position; the oldest kept event is at _count - len(_ids).
@@ -132,14 +136,17 @@ class MemoryChannel:
             the whole history) if the id is not held.
         """
         self._subscribers[subscriber] = None
-        oldest = self._ids[0] if self._ids else None
+        ids = self._ids
+        oldest = ids[0] if ids else None
+        position = ids[-1] if ids else (self._origin if self.history else None)
         if not last_event_id:
-            return Replay(b"", False, oldest)
-        position = self._index.get(last_event_id)
-        first = self._count - len(self._ids)
-        if position is None:
-            return Replay(self._replay_from(first), True, oldest)
-        return Replay(self._replay_from(position + 1), False, oldest)
+            return Replay(b"", False, oldest, position)
+        index = self._index.get(last_event_id)
+        first = self._count - len(ids)
+        if index is None and not (last_event_id == self._origin and first == 0):
+            return Replay(self._replay_from(first), True, oldest, position)
+        start = first if index is None else index + 1
+        return Replay(self._replay_from(start), False, oldest, position)
 
     def _replay_from(self, position: int) -> bytes:
         """The kept events from absolute ``position`` on, joined once per state."""

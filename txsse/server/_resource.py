@@ -66,9 +66,18 @@ class EventStreamResource(Resource):
         every stream, or ``None`` for none. Proxies drop idle connections.
     :param retry: seconds to put in a ``retry:`` field at the start of each
         stream (clients wait that long before reconnecting), or ``None``.
-    :param max_unsent: bytes a client that stopped reading may still have
-        queued for it (beyond the transport's own 64 KiB write buffer) before
-        it is disconnected.
+    :param max_unsent: bytes that may wait for one client (beyond what its
+        transport holds: at most its 64 KiB write buffer and one 64 KiB piece),
+        replay included. A client whose waiting bytes stay above this for
+        ``slow_client_timeout`` seconds is disconnected; it resumes from the
+        history when it reconnects.
+    :param slow_client_timeout: seconds a client may stay above
+        ``max_unsent`` before it is disconnected, so that one burst never
+        evicts a client that reads at full speed. ``0`` disconnects at once.
+    :param direct_writes: on cleartext HTTP/1.1, send each event straight to
+        the socket when its transport has nothing buffered (see
+        :mod:`txsse.server._direct`; about half the CPU per event). ``False``
+        writes through the transport only.
     :param reset_event: the event type of the notice sent when a client asks
         to resume after an id the channel no longer holds (a gap).
     :param reactor: the :class:`IReactorTime` for keep-alive timers; the
@@ -90,6 +99,8 @@ class EventStreamResource(Resource):
         retry: float | None = None,
         *,
         max_unsent: int = 64 * 1024,
+        slow_client_timeout: float = 10.0,
+        direct_writes: bool = True,
         reset_event: str = "reset",
         reactor: IReactorTime | None = None,
         random: Callable[[], float] | None = None,
@@ -109,6 +120,11 @@ class EventStreamResource(Resource):
         retry_s = check_seconds("retry", retry, positive=False)
         self.retry = retry_s
         self.max_unsent = max_unsent
+        timeout = check_seconds(
+            "slow_client_timeout", slow_client_timeout, positive=False, optional=False
+        )
+        self.slow_client_timeout: float = timeout or 0.0
+        self.direct_writes = bool(direct_writes)
         self.reset_event = reset_event
         self._reactor: IReactorTime = reactor
         self._random = random if random is not None else _uniform
@@ -189,9 +205,13 @@ class EventStreamResource(Resource):
                 event=self.reset_event,
             )
         # Registered first, so that a replay filling the transport's buffer
-        # already counts as the client not keeping up.
+        # pauses the stream and the rest waits, counted, in its backlog.
         stream.request.registerProducer(stream, True)
-        stream.start(self._hint + notice + replay.chunk or _KEEPALIVE)
+        opening = self._hint + notice
+        if resume is None and replay.position is not None:
+            # The resume point: sets the client's last event id, dispatches nothing.
+            opening += format_event(id=replay.position)
+        stream.start(opening or (b"" if replay.chunk else _KEEPALIVE), replay.chunk)
         self._start_keepalive()
 
     def _subscribe_failed(self, failure: Failure, stream: _Stream) -> None:
@@ -213,18 +233,19 @@ class EventStreamResource(Resource):
 
     # -- per-stream events ---------------------------------------------------
 
-    def frame(self, chunk: bytes) -> bytes:
+    def _frame(self, chunk: bytes) -> bytes:
         """The HTTP/1.1 chunked framing of ``chunk``, computed once per broadcast."""
         if chunk is not self._frame_source:
             self._framed = b"%x\r\n%b\r\n" % (len(chunk), chunk)
             self._frame_source = chunk
         return self._framed
 
-    def release(self, stream: _Stream) -> None:
+    def _release(self, stream: _Stream) -> None:
         """Forget ``stream`` and unsubscribe it, at once (idempotent)."""
         if not stream.open:
             return
         stream.open = False
+        stream.discard()
         del self._streams[stream]
         if stream.pending is not None:
             pending, stream.pending = stream.pending, None
@@ -234,22 +255,26 @@ class EventStreamResource(Resource):
         if not self._streams:
             self._stop_keepalive()
 
-    def evict(self, stream: _Stream) -> None:
-        """Disconnect a client that stopped reading; everyone else goes on."""
+    def _evict(self, stream: _Stream) -> None:
+        """Disconnect a client that did not keep up; everyone else goes on."""
         self._log.warn(
-            "disconnecting slow client {peer}: more than {max_unsent} bytes unsent",
+            "disconnecting slow client {peer}: more than {max_unsent} bytes waited for it"
+            " for {timeout} seconds",
             peer=stream.peer(),
             max_unsent=self.max_unsent,
+            timeout=self.slow_client_timeout,
         )
-        self.release(stream)
+        stream.evicted = True
+        self._release(stream)
         stream.abort()
 
-    def finish_stream(self, stream: _Stream, last: bytes) -> None:
-        """End one response cleanly after writing ``last``; close an HTTP/1.x connection."""
+    def _finish_stream(self, stream: _Stream, last: bytes) -> None:
+        """End one response cleanly after its backlog and ``last``; close an HTTP/1.x connection."""
         if not stream.open:
             return
         request: Any = stream.request
-        self.release(stream)
+        stream.flush_backlog()
+        self._release(stream)
         channel = request.channel
         if channel is None:
             return
@@ -302,7 +327,7 @@ class EventStreamResource(Resource):
             if seconds is not None:
                 delay = seconds * self._random() if spread else seconds
                 last = format_event(retry=_milliseconds(delay))
-            self.finish_stream(stream, last)
+            self._finish_stream(stream, last)
         self._stop_keepalive()
 
     def reopen(self) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import socket
+from collections import deque
+from collections.abc import Callable
 from typing import Any, Protocol
 
-from twisted.internet import tcp
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IPushProducer, ISSLTransport
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
@@ -15,8 +15,18 @@ from twisted.web.server import Request
 from zope.interface import implementer
 
 from txsse.server._channel import ISubscriber
+from txsse.server._direct import DirectWriter, direct_socket
+from txsse.server._h2 import h2_queued
 
 _log = Logger()
+
+#: The most bytes handed to the transport in one write when a backlog is sent:
+#: a replay goes out in pieces, as the transport asks for more.
+PIECE = 64 * 1024
+#: Bytes an HTTP/2 stream may hold in Twisted's send queue before we hold the rest.
+H2_LIMIT = 64 * 1024
+#: Seconds between checks of a held HTTP/2 stream's queue.
+H2_POLL = 0.01
 
 
 class StreamOwner(Protocol):
@@ -27,127 +37,233 @@ class StreamOwner(Protocol):
     """
 
     max_unsent: int
+    slow_client_timeout: float
+    direct_writes: bool
 
-    def frame(self, chunk: bytes) -> bytes:
-        """The chunked HTTP/1.1 framing of ``chunk``, computed once per broadcast."""
+    _reactor: IReactorTime
 
-    def evict(self, stream: _Stream) -> None:
-        """Disconnect ``stream``'s client: it has too many bytes unsent."""
+    def _frame(self, chunk: bytes) -> bytes:
+        """The HTTP/1.1 chunked framing of ``chunk`` (shared per broadcast)."""
 
-    def finish_stream(self, stream: _Stream, last: bytes) -> None:
-        """Write ``last`` and end ``stream``'s response."""
+    def _release(self, stream: _Stream) -> None:
+        """Forget the stream and unsubscribe it."""
 
-    def release(self, stream: _Stream) -> None:
-        """Forget ``stream``: its connection is gone."""
+    def _evict(self, stream: _Stream) -> None:
+        """Disconnect the stream's client: it did not keep up."""
+
+    def _finish_stream(self, stream: _Stream, last: bytes) -> None:
+        """End the response cleanly after ``last``."""
+
+
+class _ChunkedWriter:
+    """HTTP/1.1 on any transport: the shared chunked framing, through ``transport.write``."""
+
+    __slots__ = ("_frame", "_request", "_transport")
+
+    def __init__(self, request: Any, transport: Any, frame: Callable[[bytes], bytes]) -> None:
+        self._request = request
+        self._transport = transport
+        self._frame = frame
+
+    def write(self, chunk: bytes) -> None:
+        self._request.sentLength += len(chunk)  # for the access log
+        self._transport.write(self._frame(chunk))
 
 
 @implementer(ISubscriber, IPushProducer)
 class _Stream:
     """The response side of one subscription.
 
-    Registered as the request's streaming producer, it learns from the
-    transport when the client stops reading (``pauseProducing``). From then
-    on every byte written is counted; past the resource's ``max_unsent`` the
-    client is disconnected, and it resumes from the history when it
-    reconnects. Everyone else keeps receiving meanwhile.
+    Bytes go to the transport at once while it takes them. Once it pauses us
+    (``pauseProducing``: its write buffer is full), or while a backlog waits,
+    they are kept in the stream's backlog and counted; ``resumeProducing``
+    sends the backlog on, in pieces of at most :data:`PIECE` bytes, until the
+    transport pauses us again. A replay starts as a backlog, so it is paced
+    the same way and counted against the same bound.
 
-    On a plain HTTP/1.1 connection the chunked framing of each broadcast is
-    computed once by the resource and written straight to the TCP transport;
-    other transports (HTTP/1.0, HTTP/2) go through ``Request.write``. On a
-    cleartext TCP transport whose write buffer is empty, the bytes are sent to
-    the socket at once (as asyncio's transports do), which saves the reactor
-    two ``epoll_ctl`` calls per event and client; whatever the socket does not
-    take goes to the transport's buffer as usual.
+    A client whose backlog stays above the resource's ``max_unsent`` for
+    ``slow_client_timeout`` seconds without falling back under it is
+    disconnected (it resumes from the history when it reconnects); a burst
+    that a reading client takes in less time never is. Everyone else keeps
+    receiving meanwhile.
+
+    How bytes are written is chosen once the headers are out: the direct
+    socket write (:mod:`txsse.server._direct`) on cleartext HTTP/1.1, the
+    shared chunked framing through ``transport.write`` on other HTTP/1.1
+    transports, ``Request.write`` otherwise (HTTP/1.0, HTTP/2). An HTTP/2
+    stream also holds its bytes while Twisted's queue for it exceeds
+    :data:`H2_LIMIT` (see :mod:`txsse.server._h2`).
     """
 
     __slots__ = (
+        "_backlog",
+        "_deadline",
+        "_h2_queued",
+        "_h2_timer",
+        "_owner",
         "_queued",
-        "_resource",
-        "_socket",
-        "_transport",
+        "_write",
+        "evicted",
         "open",
         "paused",
         "pending",
         "request",
     )
 
-    def __init__(self, resource: StreamOwner, request: Request) -> None:
-        self._resource = resource
+    def __init__(self, owner: StreamOwner, request: Request) -> None:
+        self._owner = owner
         self.request = request
         self.paused = False
         self.open = True
+        #: Set when the client is disconnected for not keeping up (metrics read it).
+        self.evicted = False
+        # Bytes (or views of shared bytes) waiting for the transport, and their total.
+        self._backlog: deque[bytes | memoryview] = deque()
         self._queued = 0
+        self._deadline: IDelayedCall | None = None
+        self._h2_queued: Callable[[], int] | None = None
+        self._h2_timer: IDelayedCall | None = None
         # The subscribe Deferred while the channel has not answered yet.
         self.pending: Deferred[Any] | None = None
-        # Set once the headers are out, for the chunked fast path.
-        self._transport: Any = None
-        self._socket: socket.socket | None = None
+        self._write: Callable[[bytes], object] = request.write
 
-    def start(self, first: bytes) -> None:
-        """Write the headers and the first bytes; enable the fast path."""
+    # -- writing -------------------------------------------------------------
+
+    def start(self, *parts: bytes) -> None:
+        """Write the headers and the first piece of ``parts``; the rest follows as asked.
+
+        :param parts: the opening bytes (retry hint, resume point, notice) and
+            the replay; kept as they are (a shared replay is never copied whole).
+        """
+        for part in parts:
+            if part:
+                self._backlog.append(part)
+                self._queued += len(part)
         request = self.request
-        request.write(first)
+        request.write(self._take())  # the headers go out with the first piece
+        self._write = self._writer()
+        self._flush()
+
+    def _writer(self) -> Callable[[bytes], object]:
+        """How this stream's bytes reach the transport (see the class docstring)."""
+        request: Any = self.request
         channel = request.channel
+        owner = self._owner
         if request.chunked and isinstance(channel, HTTPChannel):
             transport: Any = channel.transport
-            self._transport = transport
-            if (
-                isinstance(transport, tcp.Connection)
-                and not ISSLTransport.providedBy(transport)
-                and isinstance(getattr(transport, "_tempDataBuffer", None), list)
-                and isinstance(getattr(transport, "dataBuffer", None), bytes)
-                and getattr(transport, "_aborting", None) is False
-            ):
-                self._socket = transport.socket
+            sock = direct_socket(transport) if owner.direct_writes else None
+            if sock is not None:
+                return DirectWriter(request, transport, sock, owner._frame).write
+            return _ChunkedWriter(request, transport, owner._frame).write
+        queued = h2_queued(channel)
+        if queued is not None:
+            self._h2_queued = queued
+            return self._write_h2
+        write: Callable[[bytes], object] = request.write
+        return write
 
     def send(self, chunk: bytes) -> None:
-        """Write encoded events, counting them while the client is not reading."""
-        if self.paused:
-            self._queued += len(chunk)
-            if self._queued > self._resource.max_unsent:
-                self._resource.evict(self)
-                return
-        transport = self._transport
-        if transport is not None:
-            framed = self._resource.frame(chunk)
-            self.request.sentLength += len(chunk)  # for the access log
-            sock = self._socket
-            if sock is not None and not (
-                transport.dataBuffer
-                or transport._tempDataBuffer
-                or transport.disconnecting
-                or transport._aborting
-            ):
-                try:
-                    sent = sock.send(framed)
-                except OSError:
-                    # Full (EAGAIN) or broken: the transport buffers it, and
-                    # finds and reports a broken connection itself.
-                    sent = 0
-                if sent == len(framed):
-                    return
-                framed = framed[sent:]
-            transport.write(framed)
+        """Write encoded events now, or add them to the backlog while one waits."""
+        if self.paused or self._queued:
+            self._enqueue(chunk)
         else:
-            self.request.write(chunk)
+            self._write(chunk)
 
-    def end(self) -> None:
-        """The channel dropped us: end the response so the client resumes."""
-        self._resource.finish_stream(self, b"")
+    def _enqueue(self, chunk: bytes) -> None:
+        self._backlog.append(chunk)
+        self._queued += len(chunk)
+        self._check_bound()
+
+    def _check_bound(self) -> None:
+        """Start the eviction deadline once over the bound; drop it once back under."""
+        owner = self._owner
+        deadline = self._deadline
+        if self._queued <= owner.max_unsent:
+            if deadline is not None:
+                self._deadline = None
+                deadline.cancel()
+        elif deadline is None and self.open:
+            if owner.slow_client_timeout == 0:
+                owner._evict(self)
+            else:
+                self._deadline = owner._reactor.callLater(owner.slow_client_timeout, self._stalled)
+
+    def _take(self) -> bytes:
+        """The next piece of the backlog, at most :data:`PIECE` bytes."""
+        backlog = self._backlog
+        item = backlog.popleft()
+        if len(item) > PIECE:
+            view = memoryview(item)
+            backlog.appendleft(view[PIECE:])
+            item = view[:PIECE]
+        self._queued -= len(item)
+        return item if type(item) is bytes else bytes(item)
+
+    def _flush(self) -> None:
+        """Send the backlog on while the transport takes it; drop the deadline once under."""
+        while self._backlog and not self.paused and self.open:
+            self._write(self._take())
+        self._check_bound()
+
+    def _stalled(self) -> None:
+        """The backlog stayed over the bound for the whole timeout: disconnect."""
+        self._deadline = None
+        if self.open and self._queued > self._owner.max_unsent:
+            self._owner._evict(self)
+
+    def _write_h2(self, chunk: bytes) -> None:
+        """``Request.write``, then hold the stream while Twisted's queue for it is full."""
+        self.request.write(chunk)
+        queued = self._h2_queued
+        if self._h2_timer is None and queued is not None and queued() > H2_LIMIT:
+            self.paused = True
+            self._h2_timer = self._owner._reactor.callLater(H2_POLL, self._h2_check)
+
+    def _h2_check(self) -> None:
+        """Resume once the HTTP/2 connection has sent what it held for us."""
+        self._h2_timer = None
+        if not self.open or self._h2_queued is None:
+            return
+        if self._h2_queued() > H2_LIMIT // 2:
+            self._h2_timer = self._owner._reactor.callLater(H2_POLL, self._h2_check)
+        else:
+            self.resumeProducing()
+
+    # -- IPushProducer ---------------------------------------------------------
 
     def pauseProducing(self) -> None:
-        """The transport's buffer is full: start counting what we queue."""
-        if not self.paused:
-            self.paused = True
-            self._queued = 0
+        """The transport's buffer is full: keep what follows in the backlog."""
+        self.paused = True
 
     def resumeProducing(self) -> None:
-        """The client caught up with its buffer."""
+        """The transport wants more: send the backlog on."""
+        if self._h2_timer is not None:
+            return  # still held: Twisted's HTTP/2 queue for us is full
         self.paused = False
-        self._queued = 0
+        self._flush()
 
     def stopProducing(self) -> None:
         """The connection is going away; ``notifyFinish`` releases us."""
+
+    # -- ending ----------------------------------------------------------------
+
+    def end(self) -> None:
+        """The channel dropped us: end the response so the client resumes."""
+        self._owner._finish_stream(self, b"")
+
+    def discard(self) -> None:
+        """Drop the backlog and cancel the stream's timers (it is being released)."""
+        self._backlog.clear()
+        self._queued = 0
+        for timer in (self._deadline, self._h2_timer):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._deadline = self._h2_timer = None
+
+    def flush_backlog(self) -> None:
+        """Hand the whole backlog to the transport, for a clean end of the stream."""
+        while self._backlog:
+            self._write(self._take())
 
     def abort(self) -> None:
         """Drop the connection at once, without flushing what is queued."""
@@ -161,7 +277,7 @@ class _Stream:
 
     def finished(self, result: object) -> None:
         """The response finished or the connection was lost: release it now."""
-        self._resource.release(self)
+        self._owner._release(self)
         if isinstance(result, Failure):
             _log.debug("event stream to {peer} lost: {reason}", peer=self.peer(), reason=result)
 
