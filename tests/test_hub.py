@@ -19,12 +19,15 @@ from zope.interface import implementer
 from tests.helpers.hub import publish
 from tests.helpers.memhttp import request as memory_request
 from tests.helpers.reading import Stream
+from tests.helpers.redis import RedisServer
 from tests.helpers.serving import Upstream
 from tests.helpers.waiting import until
 from txsse.errors import ChannelUnavailable
 from txsse.hub._options import Options, makeService, with_backlog
+from txsse.hub._redis import RedisStreamChannel
 from txsse.hub._relay import UpstreamRelay
 from txsse.hub._resource import Hub
+from txsse.hub._servers import RedisServers
 from txsse.server import IEventChannel, MemoryChannel
 
 
@@ -199,10 +202,10 @@ async def test_topic_limit(serve: Any) -> None:
     assert subscriber.headers.getRawHeaders("retry-after") == ["7"]
 
 
-def clocked_hub(clock: Clock, **options: Any) -> tuple[Hub, Site]:
-    """A memory hub on ``clock``, served by an in-memory Site."""
-    hub = Hub(lambda name: MemoryChannel(100, first_id=1), publish_token="secret",
-              keepalive=None, reactor=clock, **options)  # fmt: skip
+def clocked_hub(clock: Clock, channels: Any = None, **options: Any) -> tuple[Hub, Site]:
+    """A hub on ``clock`` (memory topics unless ``channels`` is given), in an in-memory Site."""
+    factory = channels or (lambda name: MemoryChannel(100, first_id=1))
+    hub = Hub(factory, publish_token="secret", keepalive=None, reactor=clock, **options)
     return hub, hub.site(timeout=None)
 
 
@@ -428,3 +431,41 @@ async def test_the_event_type_comes_from_the_query_and_the_body_is_the_data(
     await until(lambda: len(stream.events) == 2)
     assert (stream.events[1].event, stream.events[1].data) == ("message", "event=signup")
     await stream.close()
+
+
+@pytest.mark.slow
+@pytest_twisted.ensureDeferred
+async def test_an_idle_redis_topic_leaves_the_process_and_its_subscription(
+    redis_server: RedisServer,
+) -> None:
+    """An idle Redis topic is closed and dropped after the grace; Redis holds no SUBSCRIBE."""
+    servers = RedisServers([redis_server.url])
+    servers.startService()
+    closed: list[str] = []
+
+    def factory(topic: str) -> IEventChannel:
+        channel = RedisStreamChannel(servers.for_topic(topic), "test:" + topic, history=10)
+        close = channel.close
+        channel.close = lambda: closed.append(topic) or close()  # type: ignore[method-assign]
+        return channel
+
+    clock = Clock()
+    hub, site = clocked_hub(clock, channels=factory, topic_grace=10)
+    try:
+        await until(lambda: servers.connected, what="Redis to answer")
+        subscriber = memory_request(site, b"/topics/news")
+        await until(lambda: subscriber.transport.value() != b"", what="the stream to open")
+        assert subscriber.status == 200
+        assert redis_server.command("PUBSUB", "CHANNELS").startswith(b"*1\r\n")
+        subscriber.disconnect()
+        clock.advance(9)
+        assert hub.router.channel_count == 1 and closed == []
+        clock.advance(1)
+        assert hub.router.channel_count == 0 and closed == ["news"]
+        await until(
+            lambda: redis_server.command("PUBSUB", "CHANNELS") == b"*0\r\n",
+            what="Redis to hold no subscription",
+        )
+    finally:
+        hub.close()
+        await servers.stopService()

@@ -224,7 +224,8 @@ class ChannelRouter(Resource):
             name = path.decode("utf-8")
         except UnicodeDecodeError:
             return notFound("No such event channel", "No event channel has this name.")
-        if request.method == b"HEAD" and name not in self._resources and callable(self._default):
+        makes_channels = self._default is not None and not IEventChannel.providedBy(self._default)
+        if request.method == b"HEAD" and name not in self._resources and makes_channels:
             return _HEAD_ONLY
         try:
             resource = self._resource_for(name)
