@@ -93,3 +93,15 @@ def _class_signature(original):
 
 
 sphinx.util.inspect.signature = _class_signature(sphinx.util.inspect.signature)
+
+
+# A NamedTuple's fields are documented in the class docstring (:ivar:); their generated
+# "Alias for field number N" entries would only repeat them.
+def _skip_tuple_fields(app, what, name, obj, skip, options):
+    if (getattr(obj, "__doc__", None) or "").startswith("Alias for field number"):
+        return True
+    return None
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_tuple_fields)

@@ -6,6 +6,7 @@ import importlib
 import re
 
 import pytest
+from sphinx.util.inventory import InventoryFile
 
 from tests.helpers.docs import DOCS
 
@@ -41,3 +42,23 @@ def test_root_reexports_point_to_their_home() -> None:
     assert names == set(txsse.__all__) & set(txsse.client.__all__)
     for name in names:
         assert f"`txsse.client.{name}`" in text, name
+
+
+LINKED = {
+    "twisted.inv": [
+        ("py:class", "twisted.internet.defer.Deferred"),
+        ("py:class", "twisted.application.service.Service"),
+        ("py:class", "twisted.internet.interfaces.IReactorTime"),
+        ("py:class", "twisted.web.resource.IResource"),
+        ("py:class", "twisted.web.iweb.IAgent"),
+    ],
+    "treq.inv": [("py:class", "treq.client.HTTPClient"), ("py:function", "treq.get")],
+}
+
+
+@pytest.mark.parametrize("inventory", sorted(LINKED))
+def test_local_inventories_hold_what_the_reference_links_to(inventory: str) -> None:
+    """The committed intersphinx inventories parse and name what txsse's API links to."""
+    loaded = InventoryFile.loads((DOCS / "_inv" / inventory).read_bytes(), uri="https://docs/")
+    for role, name in LINKED[inventory]:
+        assert name in loaded.data[role], (role, name)

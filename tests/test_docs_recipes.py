@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,12 @@ from twisted.internet import reactor
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
+from tests.helpers.devtools import CHROMIUM, Page
 from tests.helpers.docs import PROGRAM_TIMEOUT, Program, programs, shell_line
 from tests.helpers.hub import wait_healthy
 from tests.helpers.reading import Stream
-from tests.helpers.system import TWISTD, free_port
-from tests.helpers.waiting import TIMEOUT, until
+from tests.helpers.system import TWISTD, free_port, require_program
+from tests.helpers.waiting import TIMEOUT, block_until, until
 from txsse import format_event
 from txsse.server import EventStreamResource, MemoryChannel
 
@@ -360,3 +362,27 @@ async def test_worker_recipe_reports_a_failed_job(tmp_path: Path) -> None:
     status, output = await wait_for_job(tmp_path, JobEvents(failed))
     assert status == 1
     assert output.splitlines()[-1] == "job 42: JobFailed: disk full"
+
+
+@pytest.mark.slow
+def test_browser_recipe_page_shows_notes_in_chromium(tmp_path: Path) -> None:
+    """In headless Chromium the recipe's page goes live and shows a note POSTed to /notes."""
+    binary = require_program(CHROMIUM, "chromium")
+    files = programs("recipes/browser.md")
+    (tmp_path / "index.html").write_text(files["index.html"])
+    app = Program(tmp_path, "live.py", files["live.py"])
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    notes = "[...document.querySelectorAll('#notes li')].map((li) => li.textContent).join('|')"
+    try:
+        app.start(str(port))
+        app.wait_for_output(f"open {base}/")
+        with Page(binary, tmp_path / "profile", f"{base}/") as page:
+            status = "document.getElementById('status').textContent"
+            block_until(lambda: page.evaluate(status) == "live", "the page to go live", 60)
+            post = urllib.request.Request(f"{base}/notes", data=b"deploy finished", method="POST")
+            with urllib.request.urlopen(post, timeout=TIMEOUT) as answer:
+                assert answer.status == 200
+            block_until(lambda: page.evaluate(notes) == "deploy finished", "the note", 60)
+    finally:
+        app.stop()

@@ -179,8 +179,27 @@ async def test_gap_when_id_older_than_history(conn: RedisConnection) -> None:
 async def test_unknown_stream_is_a_gap_only_when_an_id_is_given(conn: RedisConnection) -> None:
     """A stream that does not exist: no replay for new subscribers, a gap for resumers."""
     channel = RedisStreamChannel(conn, "t:none")
-    assert await channel.subscribe(Recorder()) == Replay(b"", False, None)
+    assert await channel.subscribe(Recorder()) == Replay(b"", False, None, "0-0")
     assert (await channel.subscribe(Recorder(), "1-0")).gap
+    await channel.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_position_is_the_resume_point(conn: RedisConnection) -> None:
+    """Replay.position resumes without a gap: "0-0" on an empty stream, else the newest id."""
+    channel = RedisStreamChannel(conn, "t:position", history=100)
+    empty = await channel.subscribe(Recorder())
+    assert empty.position == "0-0"
+    first = [await channel.publish(f"e{n}") for n in range(3)]
+    resumed = await subscribe(channel, empty.position)
+    assert [e.id for e in resumed.events] == first
+    current = await channel.subscribe(Recorder())
+    assert current.position == first[-1]
+    later = [await channel.publish(f"f{n}") for n in range(2)]
+    again = await channel.subscribe(Recorder(), current.position)
+    assert not again.gap
+    assert [e.id for e in EventStreamParser().feed(again.chunk)] == later
+    assert again.position == later[-1]
     await channel.close()
 
 

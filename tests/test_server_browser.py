@@ -89,14 +89,10 @@ def listen(site: Site, protocol: str) -> tuple[IListeningPort, str, list[str]]:
     return port, url, ["--ignore-certificate-errors"]
 
 
-@pytest.mark.slow
-@pytest.mark.filterwarnings("ignore:Passing pyOpenSSL:DeprecationWarning")
-@pytest.mark.parametrize("protocol", ["http/1.1", "h2"])
-@pytest_twisted.ensureDeferred
-async def test_browser_gets_every_event_exactly_once(tmp_path: Path, protocol: str) -> None:
-    """Chromium's EventSource resumes after a server-side cut; each event arrives once."""
-    binary = require_program(CHROMIUM, "chromium")
-    channel = MemoryChannel(history=100, first_id=1)
+def serve_page(
+    channel: MemoryChannel, protocol: str
+) -> tuple[Any, Recording, Reports, str, list[str]]:
+    """The test page, the channel at /events (retry 0.2 s) and /report; port, URL, flags."""
     events = Recording(EventStreamResource(channel, keepalive=5.0, retry=0.2))
     reports = Reports()
     root = Resource()
@@ -105,7 +101,13 @@ async def test_browser_gets_every_event_exactly_once(tmp_path: Path, protocol: s
     root.putChild(b"report", reports)
     root.putChild(b"favicon.ico", notFound())
     port, url, flags = listen(Site(root), protocol)
-    browser = subprocess.Popen(
+    return port, events, reports, url, flags
+
+
+def launch(url: str, flags: list[str], tmp_path: Path) -> subprocess.Popen[bytes]:
+    """Headless Chromium opening ``url``, in its own process group."""
+    binary = require_program(CHROMIUM, "chromium")
+    return subprocess.Popen(
         [
             binary,
             "--headless",
@@ -126,6 +128,25 @@ async def test_browser_gets_every_event_exactly_once(tmp_path: Path, protocol: s
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # its own process group: renderers die with it
     )
+
+
+async def stop(browser: subprocess.Popen[bytes], events: Recording, port: Any) -> None:
+    """Kill the browser, close the streams, stop listening."""
+    os.killpg(browser.pid, signal.SIGKILL)
+    browser.wait(timeout=30)
+    events.stream.close()
+    await port.stopListening()
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Passing pyOpenSSL:DeprecationWarning")
+@pytest.mark.parametrize("protocol", ["http/1.1", "h2"])
+@pytest_twisted.ensureDeferred
+async def test_browser_gets_every_event_exactly_once(tmp_path: Path, protocol: str) -> None:
+    """Chromium's EventSource resumes after a server-side cut; each event arrives once."""
+    channel = MemoryChannel(history=100, first_id=1)
+    port, events, reports, url, flags = serve_page(channel, protocol)
+    browser = launch(url, flags, tmp_path)
     try:
 
         def messages() -> list[dict[str, Any]]:
@@ -165,7 +186,29 @@ async def test_browser_gets_every_event_exactly_once(tmp_path: Path, protocol: s
         assert channel.subscriber_count == 0
         assert len(messages()) == 16
     finally:
-        os.killpg(browser.pid, signal.SIGKILL)
-        browser.wait(timeout=30)
-        events.stream.close()
-        await port.stopListening()
+        await stop(browser, events, port)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Passing pyOpenSSL:DeprecationWarning")
+@pytest.mark.parametrize("protocol", ["http/1.1", "h2"])
+@pytest_twisted.ensureDeferred
+async def test_browser_cut_before_its_first_event_resumes_from_its_resume_point(
+    tmp_path: Path, protocol: str
+) -> None:
+    """Chromium takes the id-only first line as its last event id and misses nothing."""
+    channel = MemoryChannel(history=100, first_id=1)
+    port, events, reports, url, flags = serve_page(channel, protocol)
+    browser = launch(url, flags, tmp_path)
+    try:
+        await until(lambda: len(reports.of("open")) == 1, "the page to open", BROWSER_TIMEOUT)
+        await until(lambda: channel.subscriber_count == 1, "the subscription", BROWSER_TIMEOUT)
+        events.cut()  # before any event: a newcomer without the resume point would lose them
+        published = [channel.publish(f"while away {n}") for n in range(3)]
+        await until(lambda: len(reports.of("open")) == 2, "the reconnection", BROWSER_TIMEOUT)
+        assert events.requests[-1].getHeader(b"last-event-id") == b"before-1"
+        await until(lambda: len(reports.of("message")) >= 3, "3 events", BROWSER_TIMEOUT)
+        assert [m["id"] for m in reports.of("message")] == published
+        assert reports.of("reset") == []
+    finally:
+        await stop(browser, events, port)

@@ -184,3 +184,26 @@ async def test_txsse_event_source_resumes_across_forced_disconnects(
         assert len({e.data for e in received}) == len(published)
     finally:
         await source.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_txsse_event_source_cut_before_its_first_event_misses_nothing(
+    server: tuple[MemoryChannel, Recording, str],
+) -> None:
+    """Txsse's EventSource takes the resume point and, cut before any event, loses none."""
+    channel, resource, url = server
+    source = EventSource(url, reconnect_delay=0.01, max_reconnect_delay=0.05)
+    source.startService()
+    try:
+        await source.when_open().addTimeout(TIMEOUT, reactor)
+        await until(lambda: source.last_event_id == "before-1", "the resume point")
+        resource.cut()
+        await until(lambda: channel.subscriber_count == 0, "the cut")
+        published = [channel.publish(f"while away {n}") for n in range(3)]
+        await until(lambda: len(resource.requests) == 2, "the reconnection")
+        assert resource.requests[-1].getHeader(b"last-event-id") == b"before-1"
+        received = [await source.next().addTimeout(TIMEOUT, reactor) for _ in published]
+        assert [e.id for e in received] == published
+        assert all(e.event == "message" for e in received), "no reset notice"
+    finally:
+        await source.close()

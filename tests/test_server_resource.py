@@ -15,6 +15,7 @@ from zope.interface import implementer
 from tests.helpers.memhttp import Client, make_site, request
 from txsse import Comment, Event, format_event
 from txsse.server import (
+    ChannelRouter,
     EventStreamResource,
     EventStreamService,
     IEventChannel,
@@ -393,6 +394,33 @@ def test_service_stop_closes_streams(channel: MemoryChannel, clock: Clock) -> No
     assert client.parser.retry == 1500
     assert client.transport.disconnecting
     assert channel.subscriber_count == 0
+
+
+def test_service_can_be_stopped_and_started_again(channel: MemoryChannel, clock: Clock) -> None:
+    """A restarted EventStreamService serves streams again instead of answering 503 forever."""
+    resource, site = serve(channel, clock)
+    service = EventStreamService(resource)
+    service.startService()
+    service.stopService()
+    assert request(site).status == 503
+    service.startService()
+    client = request(site)
+    assert client.status == 200
+    event_id = channel.publish("after the restart")
+    assert client.events() == [Event("after the restart", id=event_id)]
+    client.disconnect()
+
+
+def test_service_can_be_stopped_and_started_again_on_a_router(clock: Clock) -> None:
+    """The same holds for a ChannelRouter's streams."""
+    router = ChannelRouter({"news": MemoryChannel(first_id=1)}, reactor=clock)
+    site = make_site(router, clock, path=b"channels")
+    service = EventStreamService(router)
+    service.startService()
+    service.stopService()
+    assert request(site, path=b"/channels/news").status == 503
+    service.startService()
+    assert request(site, path=b"/channels/news").status == 200
 
 
 def test_service_stop_can_keep_clients(channel: MemoryChannel, clock: Clock) -> None:

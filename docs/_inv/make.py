@@ -57,8 +57,8 @@ def members(module_name: str) -> Iterator[tuple[str, str]]:
     for name, value in sorted(vars(module).items()):
         if name.startswith("_") or getattr(value, "__module__", None) is None:
             continue
-        # Keep what the module exports, or else what it defines itself.
-        if (name not in exported) if exported is not None else value.__module__ != module_name:
+        # Keep what the module defines itself, and what it exports from elsewhere.
+        if value.__module__ != module_name and name not in (exported or ()):
             continue
         if isinstance(value, InterfaceClass):
             yield "class", f"{module_name}.{name}"

@@ -18,4 +18,5 @@
   documentation's runnable examples;
 - ``chunking``, ``reference``: chunkings of a byte stream and the reference parser.
 - ``docs``: the docs' runnable examples, and their complete programs run as processes.
+- ``devtools``: a real headless Chromium page, driven over the DevTools protocol on a pipe.
 """

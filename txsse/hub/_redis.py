@@ -345,7 +345,10 @@ class RedisStreamChannel:
             self._skip[subscriber] = covered
         else:
             self._live[subscriber] = None
-        return replay
+        # The resume point (Replay.position, issue 10): everything up to ``covered``
+        # is in the replay, everything after it comes live. "0-0" for an empty
+        # stream, which the join script accepts as "from the beginning".
+        return replay._replace(position=_id_text(covered))
 
     def unsubscribe(self, subscriber: ISubscriber) -> None:
         """Stop sending to ``subscriber``; idempotent. The last one leaves the pub/sub channel."""

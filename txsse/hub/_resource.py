@@ -247,6 +247,10 @@ class Hub:
         """Close every subscriber's stream (for :class:`~txsse.server.EventStreamService`)."""
         self.router.close(retry, spread=spread)
 
+    def reopen(self) -> None:
+        """Accept subscribers again after :meth:`close` (a restarted service)."""
+        self.router.reopen()
+
     # -- checks shared by the methods ---------------------------------------
 
     def _early_check(

@@ -10,10 +10,13 @@ from txsse._validate import check_seconds
 
 
 class Closable(Protocol):
-    """Something whose streams can be closed: a resource or a router."""
+    """Something whose streams can be closed and opened again: a resource, a router, a hub."""
 
     def close(self, retry: float | None = None, *, spread: bool = True) -> None:
-        """End every open stream."""
+        """End every open stream and refuse new ones."""
+
+    def reopen(self) -> None:
+        """Accept new streams again."""
 
 
 class EventStreamService(Service):
@@ -22,7 +25,8 @@ class EventStreamService(Service):
     Put it in the same :class:`~twisted.application.service.MultiService` as
     the listening port. On ``stopService`` it either closes every stream
     (after a final ``retry:`` when ``final_retry`` is set, spread over clients
-    so they do not reconnect all at once) or leaves them connected.
+    so they do not reconnect all at once) or leaves them connected. Started
+    again, it accepts new streams again (``reopen``).
 
     :param streams: an :class:`EventStreamResource` or :class:`ChannelRouter`.
     :param close_streams: close the streams on stop (``True``) or keep the
@@ -45,6 +49,12 @@ class EventStreamService(Service):
         self.close_streams = close_streams
         self.final_retry = final_retry
         self.spread = spread
+
+    def startService(self) -> None:
+        """Accept streams (again, after a stop that closed them)."""
+        super().startService()
+        if self.close_streams:
+            self.streams.reopen()
 
     def stopService(self) -> None:
         """Close the streams, or not, as configured."""
