@@ -35,6 +35,8 @@ setup(
         "zope.interface>=5",
         # EventSource accepts a treq client.
         "treq>=24.9.1",
+        # the client's HTTP/1.1 response parser (llhttp's C binding, as uvicorn uses)
+        "httptools>=0.6",
     ],
     extras_require={
         "test": [

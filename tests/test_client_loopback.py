@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -11,11 +11,12 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
-from twisted.web.client import Agent, HTTPConnectionPool
 
 from tests.helpers.clocks import HeldClock
+from tests.helpers.paths import PATHS, options_for
 from tests.helpers.sseserver import CutPlan, StreamServer
 from txsse import Event, EventSource, ReadyState
+from txsse.client._wire import make_agent, twisted_agent
 from txsse.errors import (
     ConnectTimeout,
     ContentTypeError,
@@ -28,6 +29,15 @@ from txsse.errors import (
 )
 
 TIMEOUT = 10.0
+_path = {"name": "http11"}
+
+
+@pytest.fixture(autouse=True, params=PATHS)
+def http_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test here runs on txsse's HTTP/1.1 client and on Twisted's Agent."""
+    _path["name"] = request.param
+    yield request.param
+    _path["name"] = "http11"
 
 
 @pytest_twisted.async_yield_fixture
@@ -42,14 +52,14 @@ def source_for(url: str, **kw: Any) -> EventSource:
     """A started source with fast reconnection."""
     kw.setdefault("reconnect_delay", 0.01)
     kw.setdefault("max_reconnect_delay", 0.05)
-    source = EventSource(url, **kw)
+    source = EventSource(url, **options_for(_path["name"], **kw))
     source.startService()
     return source
 
 
 def held_source(url: str, clock: HeldClock, **kw: Any) -> EventSource:
     """A started source on real sockets whose timeouts fire only when ``clock`` advances."""
-    agent = Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
+    agent = make_agent(reactor) if _path["name"] == "http11" else twisted_agent(reactor)
     return source_for(url, reactor=clock, agent=agent, jitter=0.0, **kw)
 
 

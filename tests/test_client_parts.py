@@ -111,14 +111,27 @@ def test_trust_certificate_rejects_garbage() -> None:
         trust_certificate(b"-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n")
 
 
-def test_default_agent_never_pools_connections() -> None:
-    """The default agent uses a non-persistent pool and browser-like TLS verification."""
+def test_default_agent_is_txsse_http11_client() -> None:
+    """The default agent is txsse's own HTTP/1.1 client, with browser-like TLS verification."""
     from twisted.internet import reactor
     from twisted.web.client import BrowserLikePolicyForHTTPS
 
+    from txsse.client._http11 import HTTP11StreamAgent
     from txsse.client._wire import make_agent
 
     agent = make_agent(reactor)
+    assert isinstance(agent, HTTP11StreamAgent)
+    assert isinstance(agent._tls, BrowserLikePolicyForHTTPS)
+
+
+def test_twisted_agent_never_pools_connections() -> None:
+    """The Agent-path helper uses a non-persistent pool and browser-like TLS verification."""
+    from twisted.internet import reactor
+    from twisted.web.client import BrowserLikePolicyForHTTPS
+
+    from txsse.client._wire import twisted_agent
+
+    agent = twisted_agent(reactor)
     assert agent._pool.persistent is False
     assert isinstance(agent._endpointFactory._policyForHTTPS, BrowserLikePolicyForHTTPS)
 

@@ -13,6 +13,7 @@ from twisted.internet import reactor, ssl
 from twisted.internet.defer import Deferred
 from twisted.web import server
 
+from tests.helpers.paths import PATHS, options_for
 from tests.helpers.sseserver import ScriptedResource, StreamServer
 from tests.helpers.tls import self_signed
 from txsse import EventSource, ReadyState, pin_certificate, trust_certificate
@@ -63,18 +64,29 @@ async def first_outcome(source: EventSource) -> Any:
         await source.close()
 
 
+@pytest.fixture(params=PATHS)
+def http_path(request: pytest.FixtureRequest) -> str:
+    """Each test runs on txsse's HTTP/1.1 client and on Twisted's Agent."""
+    return str(request.param)
+
+
 @pytest_twisted.ensureDeferred
-async def test_untrusted_certificate_refused(tls_server: TLSServer) -> None:
+async def test_untrusted_certificate_refused(tls_server: TLSServer, http_path: str) -> None:
     """By default a self-signed certificate fails verification (a NetworkError, retried)."""
-    outcome = await first_outcome(EventSource(tls_server.url("/events/1"), reconnect_delay=5))
+    outcome = await first_outcome(
+        EventSource(tls_server.url("/events/1"), **options_for(http_path, reconnect_delay=5))
+    )
     assert isinstance(outcome, NetworkError)
     assert tls_server.owner.seen == []
 
 
 @pytest_twisted.ensureDeferred
-async def test_trusted_private_certificate(tls_server: TLSServer) -> None:
+async def test_trusted_private_certificate(tls_server: TLSServer, http_path: str) -> None:
     """trust_certificate() accepts a server certificate signed by (or being) that certificate."""
-    source = EventSource(tls_server.url("/events/1"), tls=trust_certificate(tls_server.cert_pem))
+    source = EventSource(
+        tls_server.url("/events/1"),
+        **options_for(http_path, tls=trust_certificate(tls_server.cert_pem)),
+    )
     outcome = await first_outcome(source)
     assert getattr(outcome, "data", outcome) == "event 1"
 
@@ -92,19 +104,20 @@ def openssl_style(fingerprint: str) -> str:
 
 @pytest.mark.parametrize("style", [bare_hex, openssl_style], ids=["hex", "openssl"])
 @pytest_twisted.ensureDeferred
-async def test_pinned_certificate(tls_server: TLSServer, style: Any) -> None:
+async def test_pinned_certificate(tls_server: TLSServer, style: Any, http_path: str) -> None:
     """pin_certificate() accepts the certificate with that fingerprint, colons and case aside."""
     pinned = pin_certificate("00" * 32, style(tls_server.fingerprint))
-    source = EventSource(tls_server.url("/events/1"), tls=pinned)
+    source = EventSource(tls_server.url("/events/1"), **options_for(http_path, tls=pinned))
     outcome = await first_outcome(source)
     assert getattr(outcome, "data", outcome) == "event 1"
 
 
 @pytest_twisted.ensureDeferred
-async def test_wrong_pin_refused(tls_server: TLSServer) -> None:
+async def test_wrong_pin_refused(tls_server: TLSServer, http_path: str) -> None:
     """A certificate with another fingerprint is refused."""
     source = EventSource(
-        tls_server.url("/events/1"), tls=pin_certificate("00" * 32), reconnect_delay=5
+        tls_server.url("/events/1"),
+        **options_for(http_path, tls=pin_certificate("00" * 32), reconnect_delay=5),
     )
     outcome = await first_outcome(source)
     assert isinstance(outcome, NetworkError)

@@ -112,6 +112,23 @@ class ContentTypeError(ConnectionFailed):
         self.url = url
 
 
+class ContentEncodingError(ConnectionFailed):
+    """The body is compressed with a coding txsse does not decode (only gzip and deflate).
+
+    :ivar coding: the ``Content-Encoding`` the server sent.
+    :ivar url: the URL that answered.
+    """
+
+    def __init__(self, coding: str, url: str) -> None:
+        super().__init__(
+            f"{url} sent its body with Content-Encoding {coding!r}, which txsse cannot decode "
+            "(only gzip and deflate): have the server (or the proxy in front of it) send the "
+            "stream uncompressed; txsse asks for that with Accept-Encoding: identity"
+        )
+        self.coding = coding
+        self.url = url
+
+
 class RedirectError(ConnectionFailed):
     """A redirect could not be followed (no ``Location``, too many hops, https to http)."""
 
@@ -142,6 +159,34 @@ class NetworkError(TransientError):
         super().__init__(f"connection to {url} failed: {reason}")
         self.url = url
         self.reason = reason
+
+
+class InvalidResponse(TransientError):
+    """The server's answer is not valid HTTP/1.1 (txsse's own HTTP client parses it).
+
+    The source reconnects with backoff, as after a network error.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f"the server's answer is not valid HTTP/1.1 ({detail}); check that the URL "
+            "points at an HTTP server (an https URL on a plain HTTP port, or the reverse, "
+            "gives this)"
+        )
+        self.detail = detail
+
+
+class DecompressionError(TransientError):
+    """A gzip or deflate body could not be decompressed (corrupt data); the source reconnects.
+
+    :ivar coding: the body's ``Content-Encoding``.
+    """
+
+    def __init__(self, coding: str, detail: str) -> None:
+        super().__init__(
+            f"the {coding} body of the event stream is corrupt ({detail}); the source reconnects"
+        )
+        self.coding = coding
 
 
 class StreamEnded(TransientError):
@@ -185,10 +230,13 @@ __all__ = [
     "ChannelUnavailable",
     "ConnectTimeout",
     "ConnectionFailed",
+    "ContentEncodingError",
     "ContentTypeError",
+    "DecompressionError",
     "EventTooLarge",
     "HTTPStatusError",
     "IdleTimeout",
+    "InvalidResponse",
     "LineTooLong",
     "NetworkError",
     "NoContent",

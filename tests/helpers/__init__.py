@@ -8,6 +8,7 @@
   ways to open a stream over real HTTP;
 - ``serving``: loopback event-stream servers (a recording resource, an upstream);
 - ``memagent``, ``harness``: the in-memory agent and clock for deterministic client tests;
+- ``paths``: run a client test on both HTTP paths (txsse's HTTP/1.1 client, Twisted's Agent);
 - ``clocks``: :class:`~tests.helpers.clocks.HeldClock`, timeouts fired by hand on real sockets;
 - ``memhttp``: a real ``Site`` over ``StringTransport`` for deterministic server tests, and
   the one HTTP/1.1 chunk decoder;

@@ -20,9 +20,12 @@ class Harness:
     clock: Clock = field(default_factory=Clock)
     agent: MemoryAgent = field(init=False)
     sources: list[EventSource] = field(default_factory=list)
+    #: Answer through txsse's own HTTP/1.1 client protocol (the default path)
+    #: instead of a response object as an ``agent=`` gives.
+    http11: bool = False
 
     def __post_init__(self) -> None:
-        self.agent = MemoryAgent(self.clock)
+        self.agent = MemoryAgent(self.clock, http11=self.http11)
 
     def source(self, url: str = "http://example.test/events", **kw: Any) -> EventSource:
         """An EventSource on the clock and agent, no jitter unless asked."""
@@ -58,10 +61,10 @@ def results(d: Any) -> list[Any]:
     return out
 
 
-@pytest.fixture
-def harness() -> Iterator[Harness]:
-    """A Harness; after the test, closes its sources and checks no timer leaked."""
-    h = Harness()
+@pytest.fixture(params=["agent", "http11"])
+def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
+    """A Harness, once per delivery path; after the test, checks no timer leaked."""
+    h = Harness(http11=request.param == "http11")
     yield h
     for source in h.sources:
         source.close()

@@ -30,6 +30,7 @@ from txsse._parser import EventStreamParser
 from txsse._reactor import default_reactor
 from txsse.client._attempt import request_stream
 from txsse.client._backoff import ReconnectDelay
+from txsse.client._decoding import check_encoding, deliver_body
 from txsse.client._delivery import Delivery
 from txsse.client._policy import Decision
 from txsse.client._protocol import EventStreamProtocol
@@ -248,8 +249,11 @@ class Machine:
                 "fail", ConnectionFailed(f"{request.url}: the status policy raised {bug!r}")
             )
         if decision.action == "open":
-            self.report(state, self.open, response, request)
-            return
+            undecodable = check_encoding(response.headers, request.url)
+            if undecodable is None:
+                self.report(state, self.open, response, request)
+                return
+            decision = Decision("fail", undecodable)  # never compressed bytes to the parser
         discard_body(response)
         error = decision.error or ConnectionFailed(
             f"{request.url}: the status policy refused HTTP {response.code}"
@@ -278,7 +282,7 @@ class Machine:
         _log.info("Opened the event stream {url}", url=request.url)
         self._set_ready(ReadyState.OPEN)
         self.delivery.opened(opened, state)
-        response.deliverBody(protocol)
+        deliver_body(response, protocol)
 
     def received(self, state: Open, items: Sequence[Event | Comment]) -> None:
         """A chunk of the body was parsed (the hot path: not an input, nothing changes state)."""

@@ -63,7 +63,10 @@ class EventStreamProtocol(Protocol):
     event sends one HTTP chunk per event, and one read holds hundreds) are parsed
     together on the reactor's next turn, ``callLater(0)``: the parser then runs
     once per read instead of once per event. Without one, every chunk is parsed
-    as it arrives.
+    as it arrives; and so it is, whatever the clock, when the transport already
+    hands over the body of one read in one call (its ``delivers_per_read``
+    attribute is true, as with txsse's own HTTP/1.1 client): no reactor turn is
+    then spent between the network and the parser.
 
     :param parser: the parser for this body, already seeded with the last event ID.
     :param receiver: where to report.
@@ -84,6 +87,11 @@ class EventStreamProtocol(Protocol):
         self._clock = clock
         self._chunks: list[bytes] = []
         self._turn: IDelayedCall | None = None
+
+    def connectionMade(self) -> None:
+        """Parse at once when the transport delivers each network read in one call."""
+        if getattr(self.transport, "delivers_per_read", False):
+            self._clock = None
 
     @property
     def done(self) -> bool:

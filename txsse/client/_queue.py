@@ -10,14 +10,16 @@ transport paused for back-pressure.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
-from typing import NoReturn
+from collections.abc import Callable, Generator
+from typing import Any, Generic, NoReturn, TypeVar
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 
 from txsse._event import Event
 from txsse.errors import StreamClosed
+
+_T = TypeVar("_T")
 
 
 class EventQueue:
@@ -54,15 +56,42 @@ class EventQueue:
         """
         pending = self.pending
         if pending and not self.waiting:
-            event = succeed(pending.popleft())
-            if self.watched:
-                self._taken()
-            return event
+            return succeed(self.take())
         waiter: Deferred[Event] = Deferred(self._forget)
         self.waiting.append(waiter)
         if pending:
             self._wake()
         return waiter
+
+    def ready(self) -> bool:
+        """Whether an event can be taken at once (one is queued, no earlier reader waits)."""
+        return bool(self.pending) and not self.waiting
+
+    def take(self) -> Event:
+        """Take the first queued event now (:meth:`ready` must be true).
+
+        :returns: the event.
+        """
+        event = self.pending.popleft()
+        if self.watched:
+            self._taken()
+        return event
+
+    def take_batch(self, limit: int | None) -> list[Event]:
+        """Take up to ``limit`` queued events now (all with ``None``), in order.
+
+        :param limit: the most events taken, or ``None``.
+        :returns: the events, maybe none.
+        """
+        pending = self.pending
+        if limit is None or limit >= len(pending):
+            batch = list(pending)
+            pending.clear()
+        else:
+            batch = [pending.popleft() for _ in range(limit)]
+        if batch and self.watched:
+            self._taken()
+        return batch
 
     def put(self, obj: Event) -> None:
         """Add an event at the end of the queue (waiting readers get it in order).
@@ -85,6 +114,30 @@ class EventQueue:
         """A waiting ``get()`` was cancelled."""
         if waiter in self.waiting:
             self.waiting.remove(waiter)
+
+
+class Ready(Generic[_T]):
+    """An awaitable of a value that is already there: ``await`` returns it at once.
+
+    Cheaper than an already-fired ``Deferred`` (which also works, through
+    ``Deferred.__await__``): no callback list, no result checks; and it works in
+    any coroutine, Twisted's or asyncio's.
+
+    :param value: what ``await`` returns.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: _T) -> None:
+        self.value = value
+
+    def __await__(self) -> Generator[Any, None, _T]:
+        """Return the value without suspending.
+
+        :returns: the value.
+        """
+        return self.value
+        yield  # type: ignore[unreachable]  # a generator: awaiting it never suspends
 
 
 def end_iteration(failure: Failure) -> NoReturn:

@@ -38,7 +38,8 @@ class RequestAttempt:
 
     :ivar url: the URL requested (the original one on every reconnection).
     :ivar method: the HTTP method.
-    :ivar headers: the request headers (``Accept``, ``Cache-Control`` and, when
+    :ivar headers: the request headers (``Accept``, ``Cache-Control``,
+        ``Accept-Encoding: identity`` and, when
         there is one, ``Last-Event-ID`` included); change them in place, for
         example to refresh an ``Authorization`` token.
     :ivar body: the request body, or ``None``.
@@ -80,7 +81,11 @@ def build_attempt(
     :param attempt: the attempt number.
     :returns: the request.
     """
-    merged = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+    merged = {
+        "Accept": "text/event-stream",
+        "Cache-Control": "no-cache",
+        "Accept-Encoding": "identity",  # a compressed stream only delays events
+    }
     lowered = {name.lower(): name for name in merged}
     for name, value in headers.items():
         if name.lower() == "last-event-id":

@@ -8,7 +8,7 @@ user callbacks all run from one place (:mod:`txsse.client._delivery`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from twisted.application.service import Service
@@ -24,10 +24,11 @@ from txsse.client._attempt import Prepare, RequestSettings
 from txsse.client._backoff import DEFAULT_JITTER, ReconnectDelay
 from txsse.client._machine import Machine
 from txsse.client._policy import StatusPolicy, resolve_policy
-from txsse.client._queue import EventQueue, end_iteration
+from txsse.client._queue import EventQueue, Ready, end_iteration
 from txsse.client._request import DEFAULT_MAX_REDIRECTS, Body, check_headers, sensitive_names
 from txsse.client._signals import Opened, ReadyState, Signal
 from txsse.client._states import Closed, Failed, Open, Settings
+from txsse.client._wire import TreqAgent, TreqClient
 
 
 def _check_last_event_id(value: str) -> str:
@@ -69,9 +70,12 @@ class EventSource(Service):
         to half; ``0`` turns the queue off (listeners only).
     :param reactor: the reactor (``IReactorTime``, and for the default agent
         ``IReactorTCP``/``IReactorSSL``); the global reactor by default.
-    :param agent: the ``IAgent`` requests go through; by default a
-        ``twisted.web.client.Agent`` with a non-persistent pool and TLS
-        verification.
+    :param agent: an ``IAgent`` requests go through (a proxy, HTTP/2, a test
+        agent); by default txsse's own HTTP/1.1 client, TLS verified, a new
+        connection per attempt.
+    :param client: a ``treq.HTTPClient`` requests go through instead (always
+        ``unbuffered=True``, redirects left to the source); give it an agent
+        over a non-persistent ``HTTPConnectionPool``.
     :param tls: the ``IPolicyForHTTPS`` of the default agent (see
         :func:`txsse.trust_certificate`); ignored when ``agent`` is given.
     :param prepare: called with a :class:`~txsse.RequestAttempt` before every
@@ -111,6 +115,7 @@ class EventSource(Service):
         queue_size: int | None = None,
         reactor: IReactorTime | None = None,
         agent: IAgent | None = None,
+        client: TreqClient | None = None,
         tls: IPolicyForHTTPS | None = None,
         prepare: Prepare | None = None,
         max_redirects: int = DEFAULT_MAX_REDIRECTS,
@@ -137,6 +142,10 @@ class EventSource(Service):
             raise ValueError(f"queue_size must be None or >= 0, not {queue_size!r}")
         if max_redirects < 0:
             raise ValueError(f"max_redirects must be >= 0, not {max_redirects!r}")
+        if agent is not None and client is not None:
+            raise ValueError("give agent= or client=, not both")
+        if client is not None:
+            agent = TreqAgent(client)
         request = RequestSettings(
             url=url,
             method=method.upper(),
@@ -177,6 +186,7 @@ class EventSource(Service):
             stopped=self._stopped,
         )
         self._delivery = self._machine.delivery
+        self._queue = self._delivery.queue
         self._queue_off = queue_size == 0
 
     def __repr__(self) -> str:
@@ -245,17 +255,43 @@ class EventSource(Service):
             return fail(state.error)
         return queue.get()
 
+    def next_batch(self, max_events: int | None = None) -> Deferred[list[Event]]:
+        """Every event queued now, in one list: one Deferred for a whole network read.
+
+        :param max_events: the most events returned; ``None`` for all of them.
+        :returns: a Deferred that fires with a non-empty list of events, in
+            order: at once with what is queued, or, when nothing is, as soon as
+            events arrive (with every event of that network read). It fails as
+            :meth:`next` does.
+        :raises ValueError: for a ``max_events`` below 1.
+        """
+        if max_events is not None and max_events < 1:
+            raise ValueError(f"max_events must be None or >= 1, not {max_events!r}")
+        queue = self._delivery.queue
+        if queue.ready():
+            return succeed(queue.take_batch(max_events))
+        rest = None if max_events is None else max_events - 1
+        return self.next().addCallback(lambda first: [first, *queue.take_batch(rest)])
+
     def __aiter__(self) -> EventSource:
         """Iterate over the events with ``async for``; it ends when the source is closed."""
         return self
 
-    def __anext__(self) -> Deferred[Event]:
-        """The next event for ``async for`` (a Deferred: no coroutine per event).
+    def __anext__(self) -> Awaitable[Event]:
+        """The next event for ``async for``.
 
-        :returns: a Deferred that fires with the event, or fails with
-            ``StopAsyncIteration`` once the source is closed, or with the
-            :class:`~txsse.errors.ConnectionFailed` that stopped the source.
+        :returns: an awaitable of the event: a bare ready value when one is
+            queued (no Deferred per event), or else a Deferred that fires with
+            the event, or fails with ``StopAsyncIteration`` once the source is
+            closed, or with the :class:`~txsse.errors.ConnectionFailed` that
+            stopped the source.
         """
+        queue = self._queue
+        pending = queue.pending
+        if pending and not queue.waiting and not queue.watched:  # the hot path: no calls
+            return Ready(pending.popleft())
+        if queue.ready():
+            return Ready(queue.take())
         return self.next().addErrback(end_iteration)
 
     def add_listener(self, event_type: str, callback: Callable[[Event], object]) -> None:

@@ -1,19 +1,35 @@
-"""HTTP plumbing for the client: the default agent, request bodies, unread bodies."""
+"""HTTP plumbing for the client: the default agents, request bodies, unread bodies."""
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
+from typing import Protocol as TypingProtocol
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IConsumer, IPushProducer, IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
+from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IBodyProducer, IPolicyForHTTPS, IResponse
 from zope.interface import implementer
 
+from txsse.client._http11 import HTTP11StreamAgent
+
 
 def make_agent(reactor: IReactorTime, tls: IPolicyForHTTPS | None = None) -> IAgent:
-    """The default agent: TLS verified, connections never kept for reuse.
+    """The default agent: txsse's own HTTP/1.1 client, a new connection per request.
+
+    :param reactor: the reactor to connect with (also an ``IReactorTCP`` and,
+        for ``https``, TLS-capable).
+    :param tls: the TLS policy; by default :class:`BrowserLikePolicyForHTTPS`
+        (the system's trusted CAs, host name checked).
+    :returns: an :class:`~txsse.client._http11.HTTP11StreamAgent`.
+    """
+    return HTTP11StreamAgent(reactor, tls)
+
+
+def twisted_agent(reactor: IReactorTime, tls: IPolicyForHTTPS | None = None) -> IAgent:
+    """A ``twisted.web.client.Agent`` set up as a stream needs: TLS verified, no reuse.
 
     :param reactor: the reactor to connect with (also an ``IReactorTCP`` and,
         for ``https``, an ``IReactorSSL``).
@@ -24,6 +40,52 @@ def make_agent(reactor: IReactorTime, tls: IPolicyForHTTPS | None = None) -> IAg
     pool = HTTPConnectionPool(reactor, persistent=False)
     policy = tls or BrowserLikePolicyForHTTPS()
     return Agent(reactor, contextFactory=policy, pool=pool)
+
+
+class TreqClient(TypingProtocol):
+    """What the source uses of a ``treq.HTTPClient`` (or ``treq.testing.StubTreq``)."""
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Deferred[Any]: ...
+
+
+@implementer(IAgent)
+class TreqAgent:
+    """An ``IAgent`` over a ``treq.HTTPClient``: how the source sends requests with ``client=``.
+
+    Every request is ``unbuffered=True`` (otherwise treq keeps the whole endless
+    body in memory) and ``allow_redirects=False`` (the source follows redirects
+    itself, dropping credentials across origins); no ``timeout=`` (the source's
+    own timeouts apply).
+
+    :param client: the treq client.
+    """
+
+    def __init__(self, client: TreqClient) -> None:
+        self.client = client
+
+    def request(
+        self,
+        method: bytes,
+        uri: bytes,
+        headers: Headers | None = None,
+        bodyProducer: IBodyProducer | None = None,
+    ) -> Deferred[Any]:
+        """Send the request through the treq client.
+
+        :param method: the HTTP method.
+        :param uri: the URL, UTF-8.
+        :param headers: the request headers.
+        :param bodyProducer: the body, or ``None``.
+        :returns: treq's Deferred response (an ``IResponse``).
+        """
+        return self.client.request(
+            method.decode("ascii"),
+            uri.decode("utf-8"),
+            headers=headers,
+            data=bodyProducer,
+            unbuffered=True,
+            allow_redirects=False,
+        )
 
 
 @implementer(IBodyProducer)
@@ -74,4 +136,11 @@ def discard_body(response: IResponse) -> None:
     response.deliverBody(_Discard())
 
 
-__all__ = ["BytesProducer", "discard_body", "make_agent"]
+__all__ = [
+    "BytesProducer",
+    "TreqAgent",
+    "TreqClient",
+    "discard_body",
+    "make_agent",
+    "twisted_agent",
+]
