@@ -17,7 +17,21 @@ PIP=("$PY" -m pip install --quiet --disable-pip-version-check)
 # Reinstall only when the packaging, the extras or the requirements change.
 STAMP="$VENV/.txsse-installed-$(echo "$EXTRAS" | tr ',[]' '___')${REQUIREMENTS:+-$(basename "$REQUIREMENTS")}"
 WANT="$(cat "$ROOT/setup.py" "$ROOT/pyproject.toml" ${REQUIREMENTS:+"$REQUIREMENTS"} | "$PY" -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')"
-if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
+# An install with more extras serves too (./scripts/demo in the virtualenv of ./scripts/test).
+installed() {
+    local stamp extra
+    for stamp in "$STAMP" "$VENV"/.txsse-installed-*; do
+        [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$WANT" ] || continue
+        [ "$stamp" = "$STAMP" ] && return 0
+        [ -z "$REQUIREMENTS" ] || continue
+        for extra in ${EXTRAS//,/ }; do
+            case "_${stamp##*/.txsse-installed-}_" in *"_${extra}_"*) ;; *) continue 2 ;; esac
+        done
+        return 0
+    done
+    return 1
+}
+if ! installed; then
     echo "txsse: installing txsse${EXTRAS:+[$EXTRAS]}${REQUIREMENTS:+ and $REQUIREMENTS} into $VENV" >&2
     "${PIP[@]}" --upgrade pip
     if [ -n "$REQUIREMENTS" ]; then

@@ -14,11 +14,18 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from tests.helpers.blocking_server import LoopbackServer
+from tests.helpers.system import free_port
 from tests.helpers.waiting import block_until
 from txsse import Event, ReadyState
 from txsse._blocking import reactor_thread
 from txsse.blocking import EventSource, shutdown
-from txsse.errors import ContentTypeError, HTTPStatusError, NoContent, StreamClosed
+from txsse.errors import (
+    ContentTypeError,
+    HTTPStatusError,
+    NetworkError,
+    NoContent,
+    StreamClosed,
+)
 from txsse.metrics import instrument_source
 
 WAIT = 10.0
@@ -316,3 +323,22 @@ def test_restart_reconnects_at_once(server: LoopbackServer) -> None:
         block_until(lambda: len(server.resource.requests) == 2 and server.clients() == 1)
         assert server.resource.requests[1]["last-event-id"] == "a"
         assert source.last_error is None
+
+
+def test_when_open_timeout_carries_the_last_connection_error() -> None:
+    """when_open(timeout) on a refused port: the TimeoutError names and chains the refusal."""
+    url = f"http://127.0.0.1:{free_port()}/events"
+    with EventSource(url, reconnect_delay=60.0, max_reconnect_delay=60.0) as source:
+        block_until(lambda: source.last_error is not None, "the first attempt to fail", WAIT)
+        with pytest.raises(TimeoutError) as caught:
+            source.when_open(timeout=0.05)
+    assert isinstance(caught.value.__cause__, NetworkError)
+    assert "did not open within 0.05 seconds; the last attempt failed: " in str(caught.value)
+    assert "Connection refused" in str(caught.value)
+
+
+def test_when_open_fail_on_error_raises_the_refusal() -> None:
+    """when_open(fail_on_error=True) on a refused port raises the NetworkError at once."""
+    url = f"http://127.0.0.1:{free_port()}/events"
+    with EventSource(url) as source, pytest.raises(NetworkError, match="Connection refused"):
+        source.when_open(timeout=WAIT, fail_on_error=True)

@@ -856,6 +856,24 @@ def test_when_open(harness: Harness) -> None:
     assert failed_with(results(source.when_open()), StreamClosed)
 
 
+def test_when_open_fail_on_error(harness: Harness) -> None:
+    """when_open(fail_on_error=True) fails with the first error; the source goes on retrying."""
+    source = harness.started(reconnect_delay=1.0)
+    patient = results(source.when_open())
+    eager = results(source.when_open(fail_on_error=True))
+    harness.agent.last.fail(ConnectionRefusedError())
+    assert failed_with(eager, NetworkError)
+    assert isinstance(eager[0].value.reason, ConnectionRefusedError)
+    assert patient == []
+    harness.clock.advance(1.0)
+    late = results(source.when_open(fail_on_error=True))
+    body = harness.agent.last.respond()
+    assert isinstance(patient[0], Opened) and isinstance(late[0], Opened)
+    errors = harness.record(source, "error")
+    body.finish()  # a later error reaches no when_open() any more (none is called twice)
+    assert [name for name, _ in errors] == ["error"]
+
+
 def test_next_before_start_waits(harness: Harness) -> None:
     """next() called before the source starts waits for the first event."""
     source = harness.source()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ from twisted.internet.task import Clock
 from twisted.logger import LogEvent
 
 from tests.helpers.memagent import MemoryAgent
+from tests.helpers.system import Full
 from txsse import EventStreamParser
 from txsse.daemon._exit import EXIT_IO_ERROR, EXIT_SOFTWARE, EXIT_STREAM_FAILED
 from txsse.daemon._service import SSEDaemon
@@ -242,8 +242,7 @@ def test_output_write_error_exits(run: Run, logged_errors: list[LogEvent]) -> No
     body = run.agent.last.respond()
     body.write(b"id: 1\ndata: a\n\n")
     assert daemon._writer is not None
-    daemon._writer._file.close()
-    daemon._writer._file = Full()  # type: ignore[assignment]
+    daemon._writer._file = Full(daemon._writer._file)  # type: ignore[assignment]
     body.write(b"id: 2\ndata: b\n\n")
     assert run.exits == [EXIT_IO_ERROR]
     assert run.saved() == "1"
@@ -272,16 +271,6 @@ def test_unexpected_source_error_exits(run: Run, logged_errors: list[LogEvent]) 
     assert run.exits == [EXIT_SOFTWARE]
     assert logged_errors[0]["log_failure"].check(RuntimeError)
     logged_errors.clear()
-
-
-class Full:
-    """A file on a full disk."""
-
-    def write(self, data: bytes) -> int:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    def close(self) -> None:
-        pass
 
 
 def test_state_write_error_exits(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.system import Full
 from txsse import Event, EventStreamParser
 from txsse.daemon._output import EventWriter, encode_json
 
@@ -122,3 +123,53 @@ def test_unwritable(tmp_path: Path) -> None:
     """An output that cannot be opened raises OSError at once."""
     with pytest.raises(OSError):
         EventWriter(str(tmp_path / "missing" / "out"), "json")
+
+
+@pytest.mark.parametrize(("output_format", "durable"), [("json", False), ("sse", True)])
+def test_disk_full_leaves_no_torn_event(tmp_path: Path, output_format: str, durable: bool) -> None:
+    """A write that fails half-way (ENOSPC) is undone: the file is as it was before that event."""
+    out = tmp_path / "out"
+    writer = EventWriter(str(out), output_format, durable=durable)
+    writer.write(EVENTS[0])
+    before = out.read_bytes()
+    writer._file = Full(writer._file, half_first=True)  # type: ignore[assignment]
+    with pytest.raises(OSError, match="No space"):
+        writer.write(EVENTS[1])
+    writer.close()
+    assert out.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("output_format", "fragment"),
+    [
+        ("json", b'{"event": "message", "da'),
+        ("sse", b"id: 2\ndata: half\n"),
+        ("json", b"x" * 70_000),
+    ],
+)
+def test_partial_last_event_is_cut_at_start(
+    tmp_path: Path, output_format: str, fragment: bytes
+) -> None:
+    """A file ending with part of an event (a crash, a full disk) is cut back before appending."""
+    out = tmp_path / "out"
+    writer = EventWriter(str(out), output_format)
+    writer.write(EVENTS[0])
+    writer.close()
+    complete = out.read_bytes()
+    out.write_bytes(complete + fragment)
+    writer = EventWriter(str(out), output_format, last_event_id="1")
+    writer.write(EVENTS[1])
+    writer.close()
+    data = out.read_bytes()
+    if output_format == "json":
+        assert [json.loads(line)["id"] for line in data.splitlines()] == ["1", "2"]
+    else:
+        assert EventStreamParser().feed(data) == EVENTS[:2]
+
+
+def test_fragment_only_file_is_emptied(tmp_path: Path) -> None:
+    """A file holding nothing but a fragment is emptied before the first event."""
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(b'{"event": "mess')
+    EventWriter(str(out), "json").close()
+    assert out.read_bytes() == b""

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,8 @@ from twisted.web.server import NOT_DONE_YET, Site
 
 from tests.helpers.system import TWISTD
 from tests.helpers.waiting import until
-from txsse import format_event
+from txsse import Event, EventStreamParser, format_event
+from txsse.daemon._output import encode_json
 
 pytestmark = pytest.mark.slow
 
@@ -267,6 +270,8 @@ async def test_404_exits_non_zero_with_reason(server: Server, daemon: Daemon) ->
     assert await daemon.exited() == 1
     log = daemon.log_text()
     assert "answered HTTP 404" in log and "stopping" in log
+    for line in log.splitlines():  # the URL once, not "URL: URL answered..."
+        assert line.count("/missing") <= 1, line
     assert "PollReactor" in log
     assert len(server.stream.last_event_ids) == 0
 
@@ -333,3 +338,122 @@ async def test_with_syslog(server: Server, daemon: Daemon) -> None:
     await daemon.until_ids("1")
     assert await daemon.stop() in (0, -signal.SIGTERM)
     assert b"Traceback" not in daemon.stdout.read_bytes()
+
+
+def test_twistd_option_after_sse_says_where_it_goes(daemon: Daemon) -> None:
+    """``twistd sse -n`` shows the plugin's usage line and says twistd's options go first."""
+    proc = daemon.run(TWISTD, "sse", "-n")
+    assert proc.wait(TIMEOUT) == 1
+    output = daemon.stdout.read_text()
+    assert output.startswith("Usage: twistd [twistd options] sse (--url URL | --demo) [options]\n")
+    assert "option -n not recognized: -n is an option of twistd itself" in output
+    assert "twistd's options go before 'sse'" in output
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "--state-file: cannot write {state}: Not a directory"),
+        ('{"version": 9, "last_event_id": "1"}', "is a version 9 state file"),
+    ],
+)
+def test_state_file_errors_name_the_cause(
+    tmp_path: Path, daemon: Daemon, content: str | None, message: str
+) -> None:
+    """A state file under a plain file, or of an unknown version: one usage line saying so."""
+    state = tmp_path / "plain" / "state"
+    if content is None:
+        (tmp_path / "plain").write_text("")
+    else:
+        state.parent.mkdir()
+        state.write_text(content)
+    proc = daemon.start("--url", "http://127.0.0.1:1/", "--state-file", str(state))
+    assert proc.wait(TIMEOUT) == 1
+    output = daemon.stdout.read_text()
+    assert message.format(state=state) in output
+    assert "Traceback" not in output
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_metrics_port_in_use_is_one_line(daemon: Daemon) -> None:
+    """``--metrics`` on a port in use ends twistd with one line naming the option and port."""
+    pytest.importorskip("prometheus_client")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        metrics = f"tcp:{port}:interface=127.0.0.1"
+        proc = daemon.start("--demo", "--metrics", metrics)
+        assert proc.wait(TIMEOUT) == 1
+    log = daemon.log_text()
+    assert f"--metrics {metrics}: cannot listen on 127.0.0.1:{port}: Address already in use" in log
+    assert "Traceback" not in log
+
+
+@pytest.mark.parametrize("output_format", ["json", "sse"])
+@pytest_twisted.ensureDeferred
+async def test_restart_cuts_a_torn_last_event(
+    server: Server, daemon: Daemon, output_format: str
+) -> None:
+    """An output ending with part of an event (disk was full) is cut before the replay."""
+    server.stream.publish("one")
+    server.stream.publish("two")
+    torn = b'{"event": "message", "data": "two", "i' if output_format == "json" else b"id: 2\nda"
+    daemon.out.write_bytes(
+        encode_json(Event("one", id="1")) if output_format == "json" else b"id: 1\ndata: one\n\n"
+    )
+    with open(daemon.out, "ab") as out:
+        out.write(torn)
+    daemon.state.write_text('{"version": 1, "last_event_id": "1"}\n')
+    daemon.consume(server.url, "--format", output_format)
+
+    def events() -> list[Event]:
+        data = daemon.out.read_bytes()
+        if output_format == "sse":
+            return EventStreamParser().feed(data)
+        return [Event(e["data"], id=e["id"]) for e in map(json.loads, data.splitlines())]
+
+    await until(lambda: "cut them" in daemon.log_text(), "the torn event to be cut", TIMEOUT)
+    await until(lambda: len(events()) == 2, "the replayed event", TIMEOUT)
+    assert events() == [Event("one", id="1"), Event("two", id="2")]
+    assert await daemon.stop() in (0, -signal.SIGTERM)
+    assert "bytes of an incomplete event; cut them" in daemon.log_text()
+
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+
+def demo_script(*args: str) -> subprocess.Popen[bytes]:
+    """``./scripts/demo args`` in this test's virtualenv, standard output and error piped."""
+    env = dict(os.environ, TXSSE_VENV=sys.prefix)
+    return subprocess.Popen(
+        [str(SCRIPTS / "demo"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+
+
+def test_demo_script_stdout_is_json_lines_only(procs: list[subprocess.Popen[bytes]]) -> None:
+    """``./scripts/demo | head -3``: every line of standard output is JSON; the log is on stderr."""
+    proc = demo_script()
+    procs.append(proc)
+    assert proc.stdout is not None and proc.stderr is not None
+    lines = [proc.stdout.readline() for _ in range(3)]
+    proc.terminate()
+    _, stderr = proc.communicate(timeout=TIMEOUT)
+    assert [json.loads(line)["id"] for line in lines] == ["1", "2", "3"]
+    assert b"demo event stream at" in stderr and b"Server Shut Down" in stderr
+
+
+def test_demo_script_passes_twistd_options_to_twistd(
+    tmp_path: Path, procs: list[subprocess.Popen[bytes]]
+) -> None:
+    """``./scripts/demo --logfile FILE -e tick``: --logfile reaches twistd, -e reaches sse."""
+    log = tmp_path / "demo.log"
+    proc = demo_script("--logfile", str(log), "-e", "tick")
+    procs.append(proc)
+    assert proc.stdout is not None
+    lines = [json.loads(proc.stdout.readline()) for _ in range(5)]
+    proc.terminate()
+    _, stderr = proc.communicate(timeout=TIMEOUT)
+    assert {line["event"] for line in lines} == {"tick"}
+    assert "demo event stream at" in log.read_text()
+    assert b"demo event stream at" not in stderr

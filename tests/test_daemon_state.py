@@ -90,3 +90,30 @@ def test_unreadable(tmp_path: Path) -> None:
         StateFile(str(tmp_path / "state")).check()
     with pytest.raises(StateFileError, match="cannot read"):
         StateFile(str(tmp_path / "state")).load()
+
+
+def test_unknown_version_is_refused(tmp_path: Path) -> None:
+    """A state file of another version is an error that names the versions, not ignored."""
+    path = tmp_path / "state"
+    path.write_text('{"version": 2, "last_event_id": "7"}\n')
+    with pytest.raises(StateFileError, match=r"version 2 .* reads version 1"):
+        StateFile(str(path)).load()
+    path.write_text('{"last_event_id": "7"}\n')
+    with pytest.raises(StateFileError, match="not a txsse state file"):
+        StateFile(str(path)).load()
+
+
+def test_parent_is_a_plain_file(tmp_path: Path) -> None:
+    """A state file under a plain file names the state file and the real cause."""
+    (tmp_path / "plain").write_text("")
+    path = str(tmp_path / "plain" / "state")
+    with pytest.raises(StateFileError) as caught:
+        StateFile(path).check()
+    assert str(caught.value).startswith(f"cannot write {path}: Not a directory")
+
+
+def test_missing_directory(tmp_path: Path) -> None:
+    """A state file in a missing directory names the state file and the cause."""
+    path = str(tmp_path / "missing" / "state")
+    with pytest.raises(StateFileError, match="No such file or directory"):
+        StateFile(path).check()

@@ -356,7 +356,7 @@ def test_make_service_memory_and_redis() -> None:
     memory = makeService(parse("--publish-token", "x", "--upstream", "t=http://127.0.0.1:1/"))
     assert isinstance(memory, MultiService)
     names = [type(s).__name__ for s in memory]
-    assert names == ["StreamServerEndpointService", "EventStreamService", "UpstreamRelay"]
+    assert names == ["ListeningService", "EventStreamService", "UpstreamRelay"]
     redis = makeService(parse("--publish-token", "x", "--redis", "redis://127.0.0.1:1/2"))
     assert type(next(iter(redis))).__name__ == "RedisServers"
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import pytest_twisted
@@ -11,6 +14,7 @@ from tests.helpers.hub import HubProcess, publish
 from tests.helpers.reading import Stream
 from tests.helpers.redis import RedisServer
 from tests.helpers.serving import Upstream
+from tests.helpers.system import TWISTD
 from tests.helpers.waiting import until
 
 pytestmark = pytest.mark.slow
@@ -157,3 +161,62 @@ async def test_one_process_relays_and_another_takes_over_without_gap_or_duplicat
     await until(lambda: "last" in stream.data, what="the new relay to go on")
     assert stream.data == sent
     await stream.close()
+
+
+def run_hub(tmp_path: Path, *args: str) -> tuple[int, str]:
+    """Run ``twistd -n --pidfile= sse-hub args`` to its end: its status and its output."""
+    done = subprocess.run(
+        [TWISTD, "-n", "--pidfile=", "sse-hub", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=False,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("port", "cause"),
+    [("8085", "Unknown endpoint type: '8085'"), ("tcp:abc", "invalid literal for int()")],
+)
+def test_bad_port_is_one_usage_line(tmp_path: Path, port: str, cause: str) -> None:
+    """``--port 8085`` / ``--port tcp:abc``: a usage error naming the option, no traceback."""
+    status, output = run_hub(tmp_path, "--port", port, "--publish-token", "x")
+    assert status == 1
+    last = output.splitlines()[-1]
+    assert f"--port {port!r} is not a server endpoint ({cause}" in last
+    assert "use for example tcp:8080:interface=127.0.0.1" in last
+    assert "Traceback" not in output
+    assert output.startswith("Usage: twistd [twistd options] sse-hub [options]\n")
+
+
+def test_port_in_use_is_one_line(tmp_path: Path) -> None:
+    """A port already in use ends the hub with one line naming the option and the port."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        endpoint = f"tcp:{port}:interface=127.0.0.1"
+        status, output = run_hub(tmp_path, "--port", endpoint, "--publish-token", "x")
+    assert status == 1
+    assert f"--port {endpoint}: cannot listen on 127.0.0.1:{port}: Address already in use" in output
+    assert "Traceback" not in output and "CannotListenError" not in output
+
+
+def test_help_and_token_file_warnings(tmp_path: Path) -> None:
+    """Help texts end with one period; a world-readable token file is logged as a warning."""
+    status, output = run_hub(tmp_path, "--help")
+    assert status == 0
+    words = " ".join(output.split())
+    assert ".." not in words and "hint sent to subscribers. Seconds, 0 or more." in words
+    token = tmp_path / "token"
+    token.write_text("\ufeffsecret\n")
+    token.chmod(0o644)
+    with socket.socket() as taken:  # the hub stops at once: its port is in use
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = f"tcp:{taken.getsockname()[1]}:interface=127.0.0.1"
+        status, output = run_hub(tmp_path, "--port", port, "--publish-token-file", str(token))
+    assert status == 1
+    assert f"{token} is readable by every user (mode 0644): chmod 600 {token}" in output

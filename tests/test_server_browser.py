@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,8 +107,23 @@ def serve_page(
     return port, events, reports, url, flags
 
 
-def launch(url: str, flags: list[str], tmp_path: Path) -> subprocess.Popen[bytes]:
-    """Headless Chromium opening ``url``, in its own process group."""
+@pytest.fixture
+def browser_home() -> Iterator[Path]:
+    """Chromium's profile and TMPDIR: a short path (its sockets live there), removed after.
+
+    Chromium's own temporary folders (``org.chromium.Chromium.*``) go to ``tmp`` in
+    it, not to ``/tmp``, where nothing would remove them.
+    """
+    home = Path(tempfile.mkdtemp(prefix="txsse-chromium-"))
+    (home / "tmp").mkdir()
+    yield home
+    left = list((home / "tmp").glob("org.chromium.Chromium.*"))
+    shutil.rmtree(home)
+    assert left, "Chromium's temporary folders did not go to the test's TMPDIR"
+
+
+def launch(url: str, flags: list[str], home: Path) -> subprocess.Popen[bytes]:
+    """Headless Chromium opening ``url``, in its own process group, its files in ``home``."""
     binary = require_program(CHROMIUM, "chromium")
     return subprocess.Popen(
         [
@@ -119,7 +137,7 @@ def launch(url: str, flags: list[str], tmp_path: Path) -> subprocess.Popen[bytes
             "--disable-component-update",
             "--disable-sync",
             "--disable-dev-shm-usage",
-            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--user-data-dir={home / 'profile'}",
             *flags,
             url,
         ],
@@ -127,6 +145,7 @@ def launch(url: str, flags: list[str], tmp_path: Path) -> subprocess.Popen[bytes
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # its own process group: renderers die with it
+        env=dict(os.environ, TMPDIR=str(home / "tmp")),
     )
 
 
@@ -142,11 +161,11 @@ async def stop(browser: subprocess.Popen[bytes], events: Recording, port: Any) -
 @pytest.mark.filterwarnings("ignore:Passing pyOpenSSL:DeprecationWarning")
 @pytest.mark.parametrize("protocol", ["http/1.1", "h2"])
 @pytest_twisted.ensureDeferred
-async def test_browser_gets_every_event_exactly_once(tmp_path: Path, protocol: str) -> None:
+async def test_browser_gets_every_event_exactly_once(browser_home: Path, protocol: str) -> None:
     """Chromium's EventSource resumes after a server-side cut; each event arrives once."""
     channel = MemoryChannel(history=100, first_id=1)
     port, events, reports, url, flags = serve_page(channel, protocol)
-    browser = launch(url, flags, tmp_path)
+    browser = launch(url, flags, browser_home)
     try:
 
         def messages() -> list[dict[str, Any]]:
@@ -194,12 +213,12 @@ async def test_browser_gets_every_event_exactly_once(tmp_path: Path, protocol: s
 @pytest.mark.parametrize("protocol", ["http/1.1", "h2"])
 @pytest_twisted.ensureDeferred
 async def test_browser_cut_before_its_first_event_resumes_from_its_resume_point(
-    tmp_path: Path, protocol: str
+    browser_home: Path, protocol: str
 ) -> None:
     """Chromium takes the id-only first line as its last event id and misses nothing."""
     channel = MemoryChannel(history=100, first_id=1)
     port, events, reports, url, flags = serve_page(channel, protocol)
-    browser = launch(url, flags, tmp_path)
+    browser = launch(url, flags, browser_home)
     try:
         await until(lambda: len(reports.of("open")) == 1, "the page to open", BROWSER_TIMEOUT)
         await until(lambda: channel.subscriber_count == 1, "the subscription", BROWSER_TIMEOUT)

@@ -175,7 +175,10 @@ def test_relative_paths_made_absolute(tmp_path: Path, monkeypatch: pytest.Monkey
         (("--url", URL, "--data", "x", "--data-file", "/dev/null"), "exclusive"),
         (("--url", URL, "--data-file", "/nonexistent/body"), "cannot read"),
         (("--url", URL, "--output", "/nonexistent/out"), "--output: cannot write"),
-        (("--url", URL, "--state-file", "/nonexistent/state"), "does not exist"),
+        (
+            ("--url", URL, "--state-file", "/nonexistent/state"),
+            "cannot write /nonexistent/state: No such file or directory",
+        ),
     ],
 )
 def test_invalid(args: tuple[str, ...], message: str) -> None:

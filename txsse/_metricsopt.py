@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import importlib.util
 
-from twisted.internet.endpoints import serverFromString
+from twisted.application.service import IService
 from twisted.python import usage
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+from txsse._cli import ListeningService, check_endpoint
 
 #: The option's help text.
 HELP = (
@@ -29,14 +33,24 @@ def check_metrics_option(description: str) -> str:
     """
     if importlib.util.find_spec("prometheus_client") is None:
         raise usage.UsageError("--metrics needs prometheus-client: pip install 'txsse[metrics]'")
-    try:
-        serverFromString(None, description)  # type: ignore[no-untyped-call]
-    except Exception as error:
-        raise usage.UsageError(
-            f"--metrics {description!r} is not a server endpoint ({error}); "
-            "use for example tcp:9100:interface=127.0.0.1"
-        ) from None
-    return description
+    return check_endpoint("--metrics", description, "tcp:9100:interface=127.0.0.1")
 
 
-__all__ = ["HELP", "check_metrics_option"]
+def metrics_option_service(description: str) -> IService:
+    """The service behind ``--metrics``: ``/metrics`` on the endpoint the option names.
+
+    Imports :mod:`txsse.metrics` (and so ``prometheus_client``): call it only
+    when the option is given. A port in use ends twistd with one line naming
+    the option (see :class:`~txsse._cli.ListeningService`).
+
+    :param description: the option's value, checked by :func:`check_metrics_option`.
+    :returns: the service.
+    """
+    from txsse.metrics import metrics_resource
+
+    root = Resource()  # type: ignore[no-untyped-call]
+    root.putChild(b"metrics", metrics_resource())
+    return ListeningService("--metrics", description, Site(root))  # type: ignore[no-untyped-call]
+
+
+__all__ = ["HELP", "check_metrics_option", "metrics_option_service"]

@@ -161,19 +161,29 @@ class EventSource:
         except StreamClosed:
             raise StopIteration from None
 
-    def when_open(self, timeout: float | None = None) -> Opened:
+    def when_open(self, timeout: float | None = None, *, fail_on_error: bool = False) -> Opened:
         """Wait until the stream is open.
 
         :param timeout: seconds to wait at most; ``None`` for no limit.
+        :param fail_on_error: raise the first error reported while waiting (a
+            refused connection...) instead of waiting through the reconnections
+            (see :meth:`txsse.EventSource.when_open`).
         :returns: the :class:`~txsse.Opened` of the current connection.
-        :raises TimeoutError: when it did not open within ``timeout``.
+        :raises TimeoutError: when it did not open within ``timeout``; the last
+            connection error (connection refused, an HTTP 503...), if there was
+            one, is in the message and is its ``__cause__``.
         :raises StreamClosed: when the source is closed first.
         :raises ConnectionFailed: when the source failed for good.
+        :raises TransientError: with ``fail_on_error``, the first error reported.
         """
         try:
-            opened: Opened = self._call(self._source.when_open, timeout=timeout)
+            opened: Opened = self._call(
+                lambda: self._source.when_open(fail_on_error=fail_on_error), timeout=timeout
+            )
         except TimeoutError:
-            raise TimeoutError(f"{self._url} did not open within {timeout} seconds") from None
+            last = self._source.last_error
+            why = f"; the last attempt failed: {last}" if last is not None else ""
+            raise TimeoutError(f"{self._url} did not open within {timeout} seconds{why}") from last
         return opened
 
     # Lifecycle

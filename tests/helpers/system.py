@@ -1,13 +1,15 @@
-"""The real machine under the tests: free ports, real programs, subprocesses."""
+"""The real machine under the tests: free ports, real programs, subprocesses, a full disk."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,3 +54,20 @@ def stop_process(process: subprocess.Popen[bytes] | None) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
+
+
+class Full:
+    """A file on a disk that fills up: a write fails with ENOSPC (after storing half, if asked)."""
+
+    def __init__(self, real: Any, *, half_first: bool = False) -> None:
+        self._real = real
+        self._half_first = half_first
+
+    def write(self, data: Any) -> int:
+        if not self._half_first:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self._half_first = False
+        return int(self._real.write(bytes(data)[: len(data) // 2]))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)

@@ -408,10 +408,12 @@ class Machine:
         """Record, log and signal an error."""
         self.last_error = error
         url = self.url
+        # Most errors name the URL already: say it once.
+        text = "{error}" if url in str(error) else "Event stream {url}: {error}"
         if isinstance(error, StreamEnded):
-            _log.info("Event stream {url}: {error}", url=url, error=error)
+            _log.info(text, url=url, error=error)
         else:
-            _log.warn("Event stream {url}: {error}", url=url, error=error)
+            _log.warn(text, url=url, error=error)
         self.delivery.signal("error", error)
 
     def _drop_queue(self, state: Idle | Failed | Closed) -> None:

@@ -341,13 +341,19 @@ class EventSource(Service):
         """
         self._delivery.signals.remove(signal, callback)
 
-    def when_open(self) -> Deferred[Opened]:
+    def when_open(self, *, fail_on_error: bool = False) -> Deferred[Opened]:
         """Wait until the stream is open.
 
+        :param fail_on_error: fail with the first error reported while waiting
+            (a refused connection, a timeout, a retried status...) instead of
+            waiting through the reconnections, so that a script notices a wrong
+            URL at once. The source itself goes on reconnecting: close it if you
+            give up.
         :returns: a Deferred that fires with an :class:`~txsse.Opened` (at once
             if the stream is open), or fails with the
             :class:`~txsse.errors.ConnectionFailed` that stopped the source, or
-            :class:`~txsse.errors.StreamClosed` if it is closed first.
+            :class:`~txsse.errors.StreamClosed` if it is closed first (and with
+            ``fail_on_error``, with the first error reported).
         """
         machine = self._machine
         state = machine.state
@@ -363,6 +369,18 @@ class EventSource(Service):
 
         waiter: Deferred[Opened] = Deferred(forget)
         waiters.append(waiter)
+        if fail_on_error:
+
+            def failed(error: BaseException) -> None:
+                forget(waiter)
+                waiter.errback(error)
+
+            def stop_watching(result: object) -> object:
+                self.off("error", failed)
+                return result
+
+            self.on("error", failed)
+            waiter.addBoth(stop_watching)
         return waiter
 
     # Service and lifecycle

@@ -8,8 +8,11 @@ of the daemon's own process.
 from __future__ import annotations
 
 import json
+import os
+import sys
+from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NoReturn
 
 from twisted.application.service import MultiService
 from twisted.internet.task import LoopingCall
@@ -111,3 +114,58 @@ class DemoService(MultiService):
             return port.stopListening() if port is not None else None
 
         return d.addCallback(stop_serving)
+
+
+def split_arguments(arguments: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split ``./scripts/demo``'s arguments between twistd and ``twistd sse``.
+
+    twistd's own long options (``--logfile FILE``, ``--logfile=FILE``,
+    ``--reactor poll``, ``--syslog``...) go to twistd; everything else
+    (``--format sse``, ``-e tick``, ``--help``...) goes to ``sse``.
+
+    :param arguments: the script's arguments.
+    :returns: twistd's arguments and the plugin's, each in the order given.
+    """
+    from twisted.scripts.twistd import ServerOptions  # type: ignore[attr-defined]
+
+    takes_value = {}
+    for spec in ServerOptions().longOpt:  # type: ignore[no-untyped-call]
+        name = spec.rstrip("=")
+        if name not in ("help", "version"):
+            takes_value[name] = spec.endswith("=")
+    twistd: list[str] = []
+    sse: list[str] = []
+    remaining = list(arguments)
+    while remaining:
+        argument = remaining.pop(0)
+        name, equals, _ = argument[2:].partition("=")
+        if not argument.startswith("--") or name not in takes_value:
+            sse.append(argument)
+            continue
+        twistd.append(argument)
+        if takes_value[name] and not equals and remaining:
+            twistd.append(remaining.pop(0))
+    return twistd, sse
+
+
+def main(arguments: Sequence[str] | None = None) -> NoReturn:
+    """``./scripts/demo``: the demo daemon, events on standard output, logs on standard error.
+
+    Runs ``twistd --nodaemon --pidfile= [twistd options] sse --demo [options]``
+    in this process (see :func:`split_arguments`). Standard output carries
+    nothing but the events, one JSON line each: twistd's log, which it writes to
+    standard output with ``--nodaemon``, goes to standard error (or to
+    ``--logfile``).
+
+    :param arguments: the script's arguments; ``sys.argv[1:]`` by default.
+    """
+    twistd, sse = split_arguments(sys.argv[1:] if arguments is None else arguments)
+    sys.stdout.flush()
+    events = os.dup(1)  # the original standard output, for the events only
+    os.dup2(2, 1)  # what twistd writes to standard output goes to standard error
+    sys.argv = ["twistd", "--nodaemon", "--pidfile=", *twistd, "sse", "--demo"]
+    sys.argv += ["--output", f"/dev/fd/{events}", *sse]  # a later --output wins
+    from twisted.scripts.twistd import run
+
+    run()  # type: ignore[no-untyped-call]
+    sys.exit(0)

@@ -15,8 +15,9 @@ from typing import Any
 from twisted.application.service import MultiService, Service
 from twisted.python import usage
 
+from txsse._cli import PluginOptions
 from txsse._metricsopt import HELP as METRICS_HELP
-from txsse._metricsopt import check_metrics_option
+from txsse._metricsopt import check_metrics_option, metrics_option_service
 from txsse._validate import check_url, seconds_option
 from txsse.daemon._output import FORMATS
 from txsse.daemon._service import SSEDaemon
@@ -73,7 +74,7 @@ def parse_header(value: str) -> tuple[str, str]:
     return name, text
 
 
-class Options(usage.Options):
+class Options(PluginOptions):
     """The options of ``twistd sse``."""
 
     synopsis = "(--url URL | --demo) [options]"
@@ -302,5 +303,5 @@ def makeService(options: Options | dict[str, Any]) -> Service:
         return service
     top = MultiService()  # type: ignore[no-untyped-call]
     service.setServiceParent(top)  # type: ignore[no-untyped-call]
-    metrics.metrics_service(options["metrics"]).setServiceParent(top)
+    metrics_option_service(options["metrics"]).setServiceParent(top)  # type: ignore[no-untyped-call]
     return top

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
 import sys
 from typing import BinaryIO, cast
 
+from twisted.logger import Logger
+
 from txsse._event import Event
 from txsse._format import format_event
+
+_log = Logger()
 
 #: The output formats ``twistd sse --format`` accepts.
 FORMATS = ("json", "sse")
@@ -59,8 +64,12 @@ class EventWriter:
             stdout.flush()
             self._file = cast(BinaryIO, stdout.buffer)
         else:
-            self._file = open(path, "ab")  # noqa: SIM115 - closed in close()
-        self._fsync = durable and not self._stdout and _is_regular(self._file)
+            # Unbuffered: a failed write is seen at once and can be undone.
+            self._file = open(path, "a+b", buffering=0)  # noqa: SIM115 - closed in close()
+        self._regular = not self._stdout and _is_regular(self._file)
+        self._fsync = durable and self._regular
+        if self._regular:
+            self._cut_partial_event(path)
 
     def write(self, event: Event) -> None:
         """Write one event and flush it out of the process.
@@ -79,15 +88,60 @@ class EventWriter:
             self._last_id = event.id
         else:
             data = encode_json(event)
-        self._file.write(data)
-        self._file.flush()
-        if self._fsync:
-            os.fsync(self._file.fileno())
+        if not self._regular:
+            self._file.write(data)
+            self._file.flush()
+            return
+        fd = self._file.fileno()
+        size = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[self._file.write(view) or 0 :]
+            if self._fsync:
+                os.fsync(fd)
+        except OSError:
+            # Disk full, quota...: leave the file as it was before this event,
+            # so that it never ends with half of one.
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise
+
+    def _cut_partial_event(self, path: str) -> None:
+        """Cut what follows the last complete event (left by a crash or a full disk)."""
+        fd = self._file.fileno()
+        size = os.fstat(fd).st_size
+        end = _complete_length(fd, size, b"\n\n" if self._sse else b"\n")
+        if end < size:
+            os.ftruncate(fd, end)
+            _log.warn(
+                "{path} ended with {count} bytes of an incomplete event; cut them before appending",
+                path=path,
+                count=size - end,
+            )
 
     def close(self) -> None:
         """Close the file (standard output stays open)."""
         if not self._stdout:
             self._file.close()
+
+
+def _complete_length(fd: int, size: int, terminator: bytes) -> int:
+    """The length of the file up to the end of its last ``terminator`` (0 if none).
+
+    Reads backwards from the end, a block at a time, as far as needed.
+    """
+    block = 65_536
+    end = size
+    tail = b""
+    while end > 0:
+        start = max(0, end - block)
+        tail = os.pread(fd, end - start, start) + tail[: len(terminator) - 1]
+        found = tail.rfind(terminator)
+        if found >= 0:
+            return start + found + len(terminator)
+        end = start
+    return 0
 
 
 def _is_regular(f: BinaryIO) -> bool:

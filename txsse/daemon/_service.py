@@ -157,7 +157,8 @@ class SSEDaemon(Service):
             except StreamClosed:
                 return
             except SSEError as e:  # ConnectionFailed: the source gave up for good
-                self.log.critical("{url}: {reason}; stopping", url=self.url, reason=str(e))
+                reason = str(e) if self.url in str(e) else f"{self.url}: {e}"
+                self.log.critical("{reason}; stopping", url=self.url, reason=reason)
                 self._on_exit(EXIT_STREAM_FAILED)
                 return
             except Exception:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 
 from txsse.errors import StateFileError
 
@@ -33,8 +35,14 @@ class StateFile:
             file is unreadable or invalid.
         """
         directory = os.path.dirname(self.path) or "."
-        if not os.path.isdir(directory):
-            raise StateFileError(f"directory {directory} does not exist")
+        try:
+            is_directory = stat.S_ISDIR(os.stat(directory).st_mode)
+        except OSError as e:
+            raise StateFileError(f"cannot write {self.path}: {e.strerror}") from None
+        if not is_directory:
+            raise StateFileError(
+                f"cannot write {self.path}: {os.strerror(errno.ENOTDIR)} ({directory} is a file)"
+            )
         if not os.access(directory, os.W_OK | os.X_OK):
             raise StateFileError(f"directory {directory} is not writable")
         if os.path.isdir(self.path):
@@ -56,11 +64,18 @@ class StateFile:
             raise StateFileError(f"cannot read {self.path}: {e.strerror}") from None
         try:
             state = json.loads(raw.decode("utf-8"))
+            version = state["version"]
             last_event_id = state["last_event_id"]
         except (ValueError, TypeError, KeyError):
             raise StateFileError(
                 f"{self.path} is not a txsse state file; remove it to start without a last event ID"
             ) from None
+        if version != _VERSION:
+            raise StateFileError(
+                f"{self.path} is a version {version!r} state file and this txsse reads version "
+                f"{_VERSION} only: use the txsse that wrote it, or remove the file to start "
+                "without a last event ID"
+            )
         if not isinstance(last_event_id, str) or any(c in last_event_id for c in "\r\n\0"):
             raise StateFileError(f"{self.path} holds an invalid last event ID")
         return last_event_id

@@ -38,4 +38,13 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from importlib import import_module
 
-    return getattr(import_module(module), name)
+    try:
+        imported = import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name not in ("txredisapi", "hiredis"):
+            raise
+        raise ModuleNotFoundError(
+            f"{name} needs the Redis client txredisapi: pip install 'txsse[redis]'",
+            name=error.name,
+        ) from None
+    return getattr(imported, name)

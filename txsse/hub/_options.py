@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from twisted.application import strports
 from twisted.application.service import IService, MultiService
 from twisted.logger import Logger
 from twisted.python import usage
 
+from txsse._cli import ListeningService, PluginOptions, endpoint_option, read_token_file
 from txsse._metricsopt import HELP as METRICS_HELP
-from txsse._metricsopt import check_metrics_option
+from txsse._metricsopt import check_metrics_option, metrics_option_service
 from txsse._validate import positive_int_option, seconds_option
 from txsse.hub._relay import UpstreamRelay
 from txsse.hub._resource import TOPIC_NAME, Hub, host_name
@@ -47,7 +47,7 @@ def with_backlog(description: str) -> str:
     return f"{description}:backlog={DEFAULT_BACKLOG}"
 
 
-class Options(usage.Options):
+class Options(PluginOptions):
     """Options of ``twistd sse-hub``."""
 
     synopsis = "[options]"
@@ -60,11 +60,17 @@ class Options(usage.Options):
     )
 
     optParameters: list[list[Any]] = [
-        ["port", "p", "tcp:8080:interface=127.0.0.1", "Where to listen: a Twisted endpoint."],
+        [
+            "port",
+            "p",
+            "tcp:8080:interface=127.0.0.1",
+            "Where to listen: a Twisted endpoint (loopback only by default).",
+            endpoint_option("--port", "tcp:8080:interface=127.0.0.1"),
+        ],
         ["redis-prefix", None, "txsse:topic:", "Prefix of the Redis stream keys."],
         ["history", None, 1000, "Events kept per topic for resumption.", positive_int_option],
         ["keepalive", None, 15.0, "Seconds between keep-alive comments (0: none).", seconds_option],
-        ["retry", None, None, "Seconds for the retry: hint sent to subscribers.", seconds_option],
+        ["retry", None, None, "Seconds for the retry: hint sent to subscribers", seconds_option],
         [
             "max-subscribers",
             None,
@@ -83,7 +89,7 @@ class Options(usage.Options):
             "max-topics",
             None,
             None,
-            "Most topics kept at once (503 past it; default: no limit).",
+            "Most topics kept at once (503 past it; default: no limit)",
             positive_int_option,
         ],
         [
@@ -91,7 +97,7 @@ class Options(usage.Options):
             None,
             None,
             "Without --redis: seconds a topic's history is kept after its last publish "
-            f"while no one subscribes (default {DEFAULT_TOPIC_TTL:g}).",
+            f"while no one subscribes (default {DEFAULT_TOPIC_TTL:g})",
             seconds_option,
         ],
         ["publish-token", None, None, "Bearer token publishers must present."],
@@ -109,7 +115,7 @@ class Options(usage.Options):
             "max-connections-per-ip",
             None,
             None,
-            "Most connections one IP address may hold (503 past it; default: no limit).",
+            "Most connections one IP address may hold (503 past it; default: no limit)",
             positive_int_option,
         ],
         [
@@ -128,6 +134,8 @@ class Options(usage.Options):
         self["upstream"] = []
         self["redis"] = []
         self["metrics"] = None
+        #: What makeService logs once logging has started (world-readable token files).
+        self.warnings: list[str] = []
 
     def opt_metrics(self, description: str) -> None:
         self["metrics"] = check_metrics_option(description)
@@ -177,18 +185,17 @@ class Options(usage.Options):
         if value is not None and path is not None:
             raise usage.UsageError(f"give --{name}-token or --{name}-token-file, not both")
         if path is not None:
-            try:
-                value = Path(path).read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError) as error:
-                raise usage.UsageError(
-                    f"--{name}-token-file: cannot read {path}: {error}"
-                ) from None
+            value, warning = read_token_file(f"--{name}-token-file", path)
+            if warning is not None:
+                self.warnings.append(warning)
         if value is not None and (not value or any(c.isspace() for c in value)):
             raise usage.UsageError(f"the {name} token must be non-empty, without spaces")
         return value
 
     def postOptions(self) -> None:
         """Check the combination and read the token files."""
+        if self["redis"] and importlib.util.find_spec("txredisapi") is None:
+            raise usage.UsageError("--redis needs txredisapi: pip install 'txsse[redis]'")
         self["publish-token"] = self._token("publish")
         self["subscribe-token"] = self._token("subscribe")
         if self["publish-token"] is None:
@@ -226,6 +233,8 @@ def makeService(options: Options) -> IService:
     :returns: a :class:`~twisted.application.service.MultiService`.
     """
     top = MultiService()
+    for warning in getattr(options, "warnings", ()):
+        _log.warn("{warning}", warning=warning)
     history: int = options["history"]
     available: Any = lambda: True  # noqa: E731
     factory: Any
@@ -292,7 +301,7 @@ def makeService(options: Options) -> IService:
 
         if servers is not None:
             metrics.watch_redis(servers)
-        metrics.metrics_service(options["metrics"]).setServiceParent(top)
+        metrics_option_service(options["metrics"]).setServiceParent(top)
     hub = Hub(
         factory,
         publish_token=options["publish-token"],
@@ -310,7 +319,8 @@ def makeService(options: Options) -> IService:
     )
     if metrics is not None:
         metrics.watch_hub(hub, servers)
-    strports.service(with_backlog(options["port"]), hub.site()).setServiceParent(top)
+    port = options["port"]
+    ListeningService("--port", port, hub.site(), listen_on=with_backlog(port)).setServiceParent(top)
     EventStreamService(hub, final_retry=options["shutdown-retry"] or None).setServiceParent(top)
     for topic, url in options["upstream"]:
         relay = relay_for(topic, url)
