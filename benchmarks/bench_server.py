@@ -31,7 +31,10 @@ import time
 from dataclasses import dataclass
 from importlib.metadata import version
 
-KINDS = ["txsse", "twisted-plain", "aiohttp-sse", "sse-starlette"]
+#: "txsse" writes straight to idle sockets (the default); "txsse-transport" is the same
+#: server with ``direct_writes=False``: every byte through Twisted's transport.
+KINDS = ["txsse", "txsse-transport", "twisted-plain", "aiohttp-sse", "sse-starlette"]
+TXSSE_KINDS = ("txsse", "txsse-transport")
 PAYLOAD = "x" * 80
 KEEPALIVE = 15.0
 
@@ -49,7 +52,7 @@ def event_data(seq: int) -> str:
 # -- servers (each runs in a child process) -----------------------------------
 
 
-def serve_twisted(port: int, plain: bool) -> None:
+def serve_twisted(port: int, plain: bool, direct_writes: bool = True) -> None:
     from twisted.internet import epollreactor
 
     epollreactor.install()
@@ -95,7 +98,9 @@ def serve_twisted(port: int, plain: bool) -> None:
     else:
         channel = MemoryChannel(history=1000)
         # All features on: keep-alives, retry hint, history, slow-client bound.
-        stream = EventStreamResource(channel, keepalive=KEEPALIVE, retry=3.0)
+        stream = EventStreamResource(
+            channel, keepalive=KEEPALIVE, retry=3.0, direct_writes=direct_writes
+        )
 
         def publish(data: str) -> None:
             count[0] += 1
@@ -230,8 +235,8 @@ def serve_starlette(port: int) -> None:
 
 def serve(kind: str, port: int) -> None:
     raise_fd_limit()
-    if kind == "txsse":
-        serve_twisted(port, plain=False)
+    if kind in TXSSE_KINDS:
+        serve_twisted(port, plain=False, direct_writes=kind == "txsse")
     elif kind == "twisted-plain":
         serve_twisted(port, plain=True)
     elif kind == "aiohttp-sse":
@@ -426,29 +431,28 @@ async def bench(kind: str, n: int) -> Result:
 def report(results: list[Result]) -> None:
     print()
     print(
-        f"{'server':<14} {'N':>6} {'KiB/sub':>8} {'deliver ms':>11}"
+        f"{'server':<16} {'N':>6} {'KiB/sub':>8} {'deliver ms':>11}"
         f" {'events/s':>10} {'CPU us/event':>13}"
     )
     for r in results:
         print(
-            f"{r.kind:<14} {r.n:>6} {r.kib_per_subscriber:>8.1f} {r.deliver_ms:>11.2f}"
+            f"{r.kind:<16} {r.n:>6} {r.kib_per_subscriber:>8.1f} {r.deliver_ms:>11.2f}"
             f" {r.events_per_s:>10.0f} {r.cpu_us_per_event:>13.2f}"
         )
     print()
-    print("ratios, txsse / peer (below 1 is better for txsse):")
     by = {(r.kind, r.n): r for r in results}
-    for r in results:
-        if r.kind == "txsse":
-            continue
-        mine = by.get(("txsse", r.n))
-        if mine is None:
-            continue
-        cpu = mine.cpu_us_per_event / r.cpu_us_per_event
-        print(
-            f"  vs {r.kind:<14} N={r.n:>6}: CPU/event {cpu:.2f}"
-            f"  memory/sub {mine.kib_per_subscriber / max(r.kib_per_subscriber, 0.01):.2f}"
-            f"  deliver time {mine.deliver_ms / r.deliver_ms:.2f}"
-        )
+    for own in TXSSE_KINDS:
+        print(f"ratios, {own} / peer (below 1 is better for txsse):")
+        for r in results:
+            mine = by.get((own, r.n))
+            if r.kind in TXSSE_KINDS or mine is None:
+                continue
+            cpu = mine.cpu_us_per_event / r.cpu_us_per_event
+            print(
+                f"  vs {r.kind:<16} N={r.n:>6}: CPU/event {cpu:.2f}"
+                f"  memory/sub {mine.kib_per_subscriber / max(r.kib_per_subscriber, 0.01):.2f}"
+                f"  deliver time {mine.deliver_ms / r.deliver_ms:.2f}"
+            )
 
 
 def main() -> None:
@@ -471,6 +475,7 @@ def main() -> None:
         f" uvicorn {version('uvicorn')}; fd limit {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}"
     )
     print("keep-alives every 15 s in every server; txsse also: retry hint, history 1000,")
+    print("(txsse: direct socket writes; txsse-transport: direct_writes=False)")
     print("slow-client bound; event: ~100 bytes of JSON with id and event type.")
     results = []
     for n in sizes:

@@ -151,59 +151,59 @@ async def test_until_can_fail() -> None:
         await until(lambda: False, "never", timeout=0.05)
 
 
-@pytest_twisted.ensureDeferred
-async def test_txsse_event_source_resumes_across_forced_disconnects(
-    server: tuple[MemoryChannel, Recording, str],
-) -> None:
-    """The txsse EventSource, cut off three times server-side, gets every event once."""
-    channel, resource, url = server
-    source = EventSource(url, reconnect_delay=0.01, max_reconnect_delay=0.05)
+@pytest_twisted.async_yield_fixture
+async def source(server: tuple[MemoryChannel, Recording, str]) -> AsyncIterator[EventSource]:
+    """Txsse's EventSource, open on the server's stream; closed after the test."""
+    source = EventSource(server[2], reconnect_delay=0.01, max_reconnect_delay=0.05)
     source.startService()
     try:
         await source.when_open().addTimeout(TIMEOUT, reactor)
-        await until(lambda: channel.subscriber_count == 1, "the first subscription")
-        published: list[str] = []
-        received: list[Event] = []
-        for round_ in range(3):
-            published += [channel.publish(f"r{round_} e{n}") for n in range(4)]
-            while len(received) < len(published):
-                received.append(await source.next().addTimeout(TIMEOUT, reactor))
-            connections = len(resource.requests)
-            resource.cut()
-            await until(lambda: channel.subscriber_count == 0, "the cut")
-            # Published while the source is reconnecting: must come back in the replay.
-            published += [channel.publish(f"r{round_} gap{n}") for n in range(3)]
-            await until(
-                lambda n=connections: len(resource.requests) > n,  # type: ignore[misc]
-                "the reconnection",
-            )
-            assert resource.requests[-1].getHeader(b"last-event-id") == published[-4].encode()
-        while len(received) < len(published):
-            received.append(await source.next().addTimeout(TIMEOUT, reactor))
-        assert [e.id for e in received] == published
-        assert len({e.data for e in received}) == len(published)
+        yield source
     finally:
         await source.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_txsse_event_source_resumes_across_forced_disconnects(
+    server: tuple[MemoryChannel, Recording, str], source: EventSource
+) -> None:
+    """The txsse EventSource, cut off three times server-side, gets every event once."""
+    channel, resource, _ = server
+    await until(lambda: channel.subscriber_count == 1, "the first subscription")
+    published: list[str] = []
+    received: list[Event] = []
+    for round_ in range(3):
+        published += [channel.publish(f"r{round_} e{n}") for n in range(4)]
+        while len(received) < len(published):
+            received.append(await source.next().addTimeout(TIMEOUT, reactor))
+        connections = len(resource.requests)
+        resource.cut()
+        await until(lambda: channel.subscriber_count == 0, "the cut")
+        # Published while the source is reconnecting: must come back in the replay.
+        published += [channel.publish(f"r{round_} gap{n}") for n in range(3)]
+        await until(
+            lambda n=connections: len(resource.requests) > n,  # type: ignore[misc]
+            "the reconnection",
+        )
+        assert resource.requests[-1].getHeader(b"last-event-id") == published[-4].encode()
+    while len(received) < len(published):
+        received.append(await source.next().addTimeout(TIMEOUT, reactor))
+    assert [e.id for e in received] == published
+    assert len({e.data for e in received}) == len(published)
 
 
 @pytest_twisted.ensureDeferred
 async def test_txsse_event_source_cut_before_its_first_event_misses_nothing(
-    server: tuple[MemoryChannel, Recording, str],
+    server: tuple[MemoryChannel, Recording, str], source: EventSource
 ) -> None:
-    """Txsse's EventSource takes the resume point and, cut before any event, loses none."""
-    channel, resource, url = server
-    source = EventSource(url, reconnect_delay=0.01, max_reconnect_delay=0.05)
-    source.startService()
-    try:
-        await source.when_open().addTimeout(TIMEOUT, reactor)
-        await until(lambda: source.last_event_id == "before-1", "the resume point")
-        resource.cut()
-        await until(lambda: channel.subscriber_count == 0, "the cut")
-        published = [channel.publish(f"while away {n}") for n in range(3)]
-        await until(lambda: len(resource.requests) == 2, "the reconnection")
-        assert resource.requests[-1].getHeader(b"last-event-id") == b"before-1"
-        received = [await source.next().addTimeout(TIMEOUT, reactor) for _ in published]
-        assert [e.id for e in received] == published
-        assert all(e.event == "message" for e in received), "no reset notice"
-    finally:
-        await source.close()
+    """The txsse EventSource takes the resume point and, cut before any event, loses none."""
+    channel, resource, _ = server
+    await until(lambda: source.last_event_id == "before-1", "the resume point")
+    resource.cut()
+    await until(lambda: channel.subscriber_count == 0, "the cut")
+    published = [channel.publish(f"while away {n}") for n in range(3)]
+    await until(lambda: len(resource.requests) == 2, "the reconnection")
+    assert resource.requests[-1].getHeader(b"last-event-id") == b"before-1"
+    received = [await source.next().addTimeout(TIMEOUT, reactor) for _ in published]
+    assert [e.id for e in received] == published
+    assert all(e.event == "message" for e in received), "no reset notice"

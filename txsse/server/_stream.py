@@ -117,8 +117,9 @@ class _Stream:
         self.open = True
         #: Set when the client is disconnected for not keeping up (metrics read it).
         self.evicted = False
-        # Bytes (or views of shared bytes) waiting for the transport, and their total.
-        self._backlog: deque[bytes | memoryview] = deque()
+        # Bytes (or views of shared bytes) waiting for the transport, and their total;
+        # no deque at all while nothing waits (most streams, most of the time).
+        self._backlog: deque[bytes | memoryview] | None = None
         self._queued = 0
         self._deadline: IDelayedCall | None = None
         self._h2_queued: Callable[[], int] | None = None
@@ -137,8 +138,7 @@ class _Stream:
         """
         for part in parts:
             if part:
-                self._backlog.append(part)
-                self._queued += len(part)
+                self._push(part)
         request = self.request
         request.write(self._take())  # the headers go out with the first piece
         self._write = self._writer()
@@ -169,9 +169,14 @@ class _Stream:
         else:
             self._write(chunk)
 
-    def _enqueue(self, chunk: bytes) -> None:
+    def _push(self, chunk: bytes) -> None:
+        if self._backlog is None:
+            self._backlog = deque()
         self._backlog.append(chunk)
         self._queued += len(chunk)
+
+    def _enqueue(self, chunk: bytes) -> None:
+        self._push(chunk)
         self._check_bound()
 
     def _check_bound(self) -> None:
@@ -191,6 +196,7 @@ class _Stream:
     def _take(self) -> bytes:
         """The next piece of the backlog, at most :data:`PIECE` bytes."""
         backlog = self._backlog
+        assert backlog is not None
         item = backlog.popleft()
         if len(item) > PIECE:
             view = memoryview(item)
@@ -203,6 +209,8 @@ class _Stream:
         """Send the backlog on while the transport takes it; drop the deadline once under."""
         while self._backlog and not self.paused and self.open:
             self._write(self._take())
+        if not self._backlog:
+            self._backlog = None
         self._check_bound()
 
     def _stalled(self) -> None:
@@ -253,7 +261,7 @@ class _Stream:
 
     def discard(self) -> None:
         """Drop the backlog and cancel the stream's timers (it is being released)."""
-        self._backlog.clear()
+        self._backlog = None
         self._queued = 0
         for timer in (self._deadline, self._h2_timer):
             if timer is not None and timer.active():
