@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+import treq
 from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 
-from tests.helpers.hub import HubProcess, RawClient
+from tests.helpers.hub import HubProcess, RawClient, publish
 from tests.helpers.reading import Stream
-from tests.helpers.system import free_port
+from tests.helpers.system import TWISTD, free_port
 from tests.helpers.waiting import until
 from txsse.hub._resource import Hub
 from txsse.server import MemoryChannel
@@ -190,3 +191,31 @@ async def test_twistd_hub_backlog_allowed_hosts_and_connections_per_ip(tmp_path:
         for client in clients:
             await client.close()
         hub.stop()
+
+
+@pytest.mark.slow
+@pytest_twisted.ensureDeferred
+async def test_twistd_hub_max_topics_answers_503_and_topic_ttl_needs_memory(
+    tmp_path: Path,
+) -> None:
+    """--max-topics 1: a second topic gets 503 with Retry-After; --topic-ttl with --redis exits."""
+    token = tmp_path / "token"
+    token.write_text("secret\n")
+    hub = await HubProcess(free_port(), "--max-topics", "1", token_file=token).start()
+    try:
+        assert (await publish(hub.base, "one", "x")).code == 200
+        refused = await publish(hub.base, "two", "x")
+        assert refused.code == 503
+        assert refused.headers.getRawHeaders("retry-after") == ["10"]
+        assert b"--max-topics" in await refused.content()
+        head = await treq.head(f"{hub.base}/topics/three", persistent=False)
+        assert head.code == 200  # a HEAD creates no topic, whatever the limit
+    finally:
+        hub.stop()
+    refused_start = subprocess.run(
+        [str(TWISTD), "-n", "--pidfile=", "sse-hub", "--publish-token-file", str(token),
+         "--redis", "redis://127.0.0.1:1/0", "--topic-ttl", "5"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert refused_start.returncode != 0
+    assert "--topic-ttl is for the memory backend" in refused_start.stdout + refused_start.stderr
