@@ -172,7 +172,7 @@ def _new_reactor() -> Any:
     if sys.platform.startswith("linux"):
         from twisted.internet.epollreactor import EPollReactor
 
-        reactor: Any = EPollReactor()  # type: ignore[no-untyped-call]
+        reactor: Any = EPollReactor()
     else:
         from twisted.internet.selectreactor import SelectReactor
 
@@ -318,7 +318,7 @@ class ReactorThread:
             self._stopped = True
             calls, self._calls = self._calls, set()
         for call in calls:
-            call._settle(Failure(ReactorStopped("the txsse reactor thread stopped")))  # type: ignore[no-untyped-call]
+            call._settle(Failure(ReactorStopped("the txsse reactor thread stopped")))
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the reactor (if we own it) and fail the calls still waiting.

@@ -43,7 +43,7 @@ class PluginOptions(usage.Options):
             it is one of twistd's own options.
         """
         try:
-            super().parseOptions(options)  # type: ignore[no-untyped-call]
+            super().parseOptions(options)
         except usage.UsageError as error:
             parent = self.parent
             if parent is None:
@@ -71,7 +71,7 @@ def check_endpoint(option: str, description: str, example: str) -> str:
     :raises usage.UsageError: when it cannot be parsed.
     """
     try:
-        serverFromString(None, description)  # type: ignore[no-untyped-call]
+        serverFromString(None, description)
     except Exception as error:
         raise usage.UsageError(
             f"{option} {description!r} is not a server endpoint ({error}); "
@@ -148,8 +148,8 @@ class ListeningService(StreamServerEndpointService):
     ) -> None:
         from twisted.internet import reactor
 
-        endpoint = serverFromString(reactor, listen_on or description)  # type: ignore[no-untyped-call]
-        super().__init__(endpoint, factory)  # type: ignore[no-untyped-call]
+        endpoint = serverFromString(reactor, listen_on or description)
+        super().__init__(endpoint, factory)
         self._option = option
         self._description = description
         self._raiseSynchronously = True  # as strports.service(): fail at start-up, not later
@@ -161,7 +161,7 @@ class ListeningService(StreamServerEndpointService):
             the address is not local, permission is denied).
         """
         try:
-            super().privilegedStartService()  # type: ignore[no-untyped-call]
+            super().privilegedStartService()
         except CannotListenError as error:
             reason = getattr(error.socketError, "strerror", None) or error.socketError
             raise SystemExit(

@@ -371,7 +371,7 @@ class MeteredChannel:
         return event_id
 
     def _failed(self, failure: Failure, operation: str) -> Failure:
-        if not failure.check(ValueError, TypeError):  # type: ignore[no-untyped-call]
+        if not failure.check(ValueError, TypeError):
             self._errors.labels(self.name, operation).inc()
         return failure
 
@@ -520,13 +520,13 @@ class MetricsResource(Resource):
     isLeaf = True
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
+        super().__init__()
         self.registry = REGISTRY if registry is None else registry
 
     def render_GET(self, request: Request) -> bytes:
         """The current values of every metric."""
-        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode("ascii"))  # type: ignore[no-untyped-call]
-        request.setHeader(b"cache-control", b"no-store")  # type: ignore[no-untyped-call]
+        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode("ascii"))
+        request.setHeader(b"cache-control", b"no-store")
         return generate_latest(self.registry)
 
 

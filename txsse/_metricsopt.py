@@ -48,9 +48,9 @@ def metrics_option_service(description: str) -> IService:
     """
     from txsse.metrics import metrics_resource
 
-    root = Resource()  # type: ignore[no-untyped-call]
+    root = Resource()
     root.putChild(b"metrics", metrics_resource())
-    return ListeningService("--metrics", description, Site(root))  # type: ignore[no-untyped-call]
+    return ListeningService("--metrics", description, Site(root))
 
 
 __all__ = ["HELP", "check_metrics_option", "metrics_option_service"]

@@ -86,9 +86,9 @@ def metrics_service(description: str, *, registry: CollectorRegistry | None = No
     :returns: the service (add it to your application).
     :raises ValueError: for an endpoint string that cannot be parsed.
     """
-    root = Resource()  # type: ignore[no-untyped-call]
+    root = Resource()
     root.putChild(b"metrics", MetricsResource(registry))
-    site = Site(root)  # type: ignore[no-untyped-call]
+    site = Site(root)
     service: IService = strports.service(description, site)
     return service
 

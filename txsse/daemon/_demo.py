@@ -64,7 +64,7 @@ class DemoService(MultiService):
     def __init__(
         self, daemon: SSEDaemon, reactor: Any = None, interval: float = DEMO_INTERVAL
     ) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
+        super().__init__()
         reactor = default_reactor(reactor)
         self._reactor = reactor
         self.channel = MemoryChannel(history=DEMO_HISTORY, first_id=1)
@@ -75,7 +75,7 @@ class DemoService(MultiService):
         self._interval = interval
         self._daemon = daemon
         self._port: Any = None
-        daemon.setServiceParent(self)  # type: ignore[no-untyped-call]
+        daemon.setServiceParent(self)
 
     def publish(self) -> str:
         """Publish the next demo event.
@@ -88,23 +88,23 @@ class DemoService(MultiService):
 
     def startService(self) -> None:
         """Listen on 127.0.0.1 with a free port, start publishing, start the daemon."""
-        root = Resource()  # type: ignore[no-untyped-call]
+        root = Resource()
         root.putChild(b"events", self.resource)
-        site = Site(root)  # type: ignore[no-untyped-call]
+        site = Site(root)
         site.noisy = False
         self._port = self._reactor.listenTCP(0, site, interface="127.0.0.1")
         url = f"http://127.0.0.1:{self._port.getHost().port}/events"
         self._daemon.url = url
         self.log.info("demo event stream at {url}", url=url)
         self._ticker.start(self._interval, now=False)
-        super().startService()  # type: ignore[no-untyped-call]
+        super().startService()
 
     def stopService(self) -> Any:
         """Stop the daemon, then stop publishing, end the streams and stop listening.
 
         :returns: a Deferred that fires once all of it is done.
         """
-        d = super().stopService()  # type: ignore[no-untyped-call]
+        d = super().stopService()
 
         def stop_serving(_: object) -> object:
             if self._ticker.running:
@@ -129,7 +129,7 @@ def split_arguments(arguments: Sequence[str]) -> tuple[list[str], list[str]]:
     from twisted.scripts.twistd import ServerOptions  # type: ignore[attr-defined]
 
     takes_value = {}
-    for spec in ServerOptions().longOpt:  # type: ignore[no-untyped-call]
+    for spec in ServerOptions().longOpt:
         name = spec.rstrip("=")
         if name not in ("help", "version"):
             takes_value[name] = spec.endswith("=")
@@ -167,5 +167,5 @@ def main(arguments: Sequence[str] | None = None) -> NoReturn:
     sys.argv += ["--output", f"/dev/fd/{events}", *sse]  # a later --output wins
     from twisted.scripts.twistd import run
 
-    run()  # type: ignore[no-untyped-call]
+    run()
     sys.exit(0)

@@ -167,18 +167,18 @@ https://example.com/events --state-file events.state --output events.jsonl"""
         ],
     ]
 
-    compData = usage.Completions(  # type: ignore[no-untyped-call]
+    compData = usage.Completions(
         optActions={
-            "data-file": usage.CompleteFiles(),  # type: ignore[no-untyped-call]
-            "state-file": usage.CompleteFiles(),  # type: ignore[no-untyped-call]
-            "output": usage.CompleteFiles(),  # type: ignore[no-untyped-call]
-            "format": usage.CompleteList(list(FORMATS)),  # type: ignore[no-untyped-call]
-            "policy": usage.CompleteList(list(_POLICIES)),  # type: ignore[no-untyped-call]
+            "data-file": usage.CompleteFiles(),
+            "state-file": usage.CompleteFiles(),
+            "output": usage.CompleteFiles(),
+            "format": usage.CompleteList(list(FORMATS)),
+            "policy": usage.CompleteList(list(_POLICIES)),
         }
     )
 
     def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
+        super().__init__()
         self["headers"] = []
         self["events"] = []
         self["body"] = None
@@ -301,7 +301,7 @@ def makeService(options: Options | dict[str, Any]) -> Service:
     service: Service = DemoService(daemon) if options["demo"] else daemon
     if metrics is None:
         return service
-    top = MultiService()  # type: ignore[no-untyped-call]
-    service.setServiceParent(top)  # type: ignore[no-untyped-call]
-    metrics_option_service(options["metrics"]).setServiceParent(top)  # type: ignore[no-untyped-call]
+    top = MultiService()
+    service.setServiceParent(top)
+    metrics_option_service(options["metrics"]).setServiceParent(top)
     return top

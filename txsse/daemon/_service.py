@@ -136,7 +136,7 @@ class SSEDaemon(Service):
             output=self._output,
             output_format=self._format,
         )
-        super().startService()  # type: ignore[no-untyped-call]
+        super().startService()
         source.startService()
         self._done = Deferred.fromCoroutine(self._consume(source))
 
@@ -201,5 +201,5 @@ class SSEDaemon(Service):
         :returns: a Deferred that fires once the source is closed and the output
             file is closed.
         """
-        super().stopService()  # type: ignore[no-untyped-call]
+        super().stopService()
         return Deferred.fromCoroutine(self._stop())
