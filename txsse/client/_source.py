@@ -7,7 +7,6 @@ user callbacks all run from one place (:mod:`txsse.client._delivery`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -19,7 +18,7 @@ from twisted.web.iweb import IAgent, IPolicyForHTTPS
 from txsse._event import Event
 from txsse._parser import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_LENGTH
 from txsse._reactor import GlobalClock, default_reactor
-from txsse._validate import check_url
+from txsse._validate import check_count, check_seconds, check_url
 from txsse.client._attempt import Prepare, RequestSettings
 from txsse.client._backoff import DEFAULT_JITTER, ReconnectDelay
 from txsse.client._machine import Machine
@@ -133,15 +132,10 @@ class EventSource(Service):
             raise ValueError(f"invalid HTTP method {method!r}")
         if body is not None and not isinstance(body, bytes) and not callable(body):
             raise TypeError("body must be bytes, a callable returning bytes, or None")
-        for name, value in (("connect_timeout", connect_timeout), ("idle_timeout", idle_timeout)):
-            if value is not None and not (value > 0 and math.isfinite(value)):
-                raise ValueError(
-                    f"{name} must be a positive number of seconds or None, not {value!r}"
-                )
-        if queue_size is not None and queue_size < 0:
-            raise ValueError(f"queue_size must be None or >= 0, not {queue_size!r}")
-        if max_redirects < 0:
-            raise ValueError(f"max_redirects must be >= 0, not {max_redirects!r}")
+        check_seconds("connect_timeout", connect_timeout)
+        check_seconds("idle_timeout", idle_timeout)
+        check_count("queue_size", queue_size)
+        check_count("max_redirects", max_redirects)
         if agent is not None and client is not None:
             raise ValueError("give agent= or client=, not both")
         if client is not None:

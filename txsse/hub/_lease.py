@@ -9,6 +9,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 
+from txsse._validate import check_seconds
 from txsse.hub._redisconn import RedisConnection
 
 # Take the lease if free, or extend it if we hold it; 1 if held afterwards.
@@ -41,8 +42,7 @@ class RedisLease:
     def __init__(
         self, redis: RedisConnection, key: str, *, ttl: float = 10.0, holder: str | None = None
     ) -> None:
-        if not ttl > 0:
-            raise ValueError(f"ttl must be a positive number of seconds, not {ttl!r}")
+        check_seconds("ttl", ttl, optional=False)
         self.key = key
         self.ttl = ttl
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

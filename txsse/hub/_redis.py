@@ -32,7 +32,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from txsse._format import format_event
-from txsse._validate import check_count
+from txsse._validate import check_count, check_seconds
 from txsse.errors import ChannelUnavailable
 from txsse.hub._pubsub import RedisPubSub, shared_pubsub
 from txsse.hub._redisconn import RedisConnection
@@ -174,8 +174,7 @@ class RedisStreamChannel:
         check_count("batch", batch, minimum=1)
         if not key:
             raise ValueError("a Redis stream key must not be empty")
-        if block <= 0:
-            raise ValueError(f"block must be a positive number of seconds, not {block!r}")
+        check_seconds("block", block, optional=False)
         self.history = history
         self.key = key
         self._redis = redis
