@@ -18,7 +18,8 @@ from twisted.python import usage
 from txsse._cli import PluginOptions
 from txsse._metricsopt import HELP as METRICS_HELP
 from txsse._metricsopt import check_metrics_option, metrics_option_service
-from txsse._validate import check_url, seconds_option
+from txsse._validate import check_url, coerce_doc, seconds_option
+from txsse.client import EventSource
 from txsse.daemon._output import FORMATS
 from txsse.daemon._service import SSEDaemon
 from txsse.daemon._state import StateFile
@@ -55,8 +56,7 @@ def _choice(what: str, choices: tuple[str, ...]) -> Callable[[str], str]:
             raise ValueError(f"{what} must be one of {', '.join(choices)}, not {value!r}")
         return value
 
-    coerce.coerceDoc = f"One of: {', '.join(choices)}."  # type: ignore[attr-defined]
-    return coerce
+    return coerce_doc(coerce, f"One of: {', '.join(choices)}.")
 
 
 def parse_header(value: str) -> tuple[str, str]:
@@ -227,7 +227,8 @@ https://example.com/events --state-file events.state --output events.jsonl"""
         if self["data"] is not None and self["data-file"] is not None:
             raise usage.UsageError("--data and --data-file are exclusive")
         if self["data"] is not None:
-            return self["data"].encode("utf-8")  # type: ignore[no-any-return]
+            data: str = self["data"]
+            return data.encode("utf-8")
         if self["data-file"] is not None:
             try:
                 with open(self["data-file"], "rb") as f:
@@ -277,10 +278,12 @@ def makeService(options: Options | dict[str, Any]) -> Service:
     """
     from txsse.daemon._demo import DemoService
 
-    metrics: Any = None
+    observe_source: Callable[[EventSource], object] | None = None
     if options.get("metrics"):
         # Imported only here: prometheus-client is optional (txsse[metrics]).
-        from txsse import metrics
+        from txsse.metrics import instrument_source
+
+        observe_source = instrument_source
     daemon = SSEDaemon(
         url=options["url"] or "",
         headers=list(options["headers"]),
@@ -296,10 +299,10 @@ def makeService(options: Options | dict[str, Any]) -> Service:
         connect_timeout=options["connect-timeout"] or None,
         idle_timeout=options["idle-timeout"] or None,
         policy=options["policy"],
-        observe_source=metrics.instrument_source if metrics is not None else None,
+        observe_source=observe_source,
     )
     service: Service = DemoService(daemon) if options["demo"] else daemon
-    if metrics is None:
+    if observe_source is None:
         return service
     top = MultiService()
     service.setServiceParent(top)
