@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IProtocolFactory
 from twisted.python import usage
 
 #: The largest token file read, in bytes: a token file holds one token, not a stream.
@@ -35,7 +35,7 @@ class PluginOptions(usage.Options):
     #: What the plugin's usage line shows after ``twistd [twistd options] NAME``.
     synopsis = "[options]"
 
-    def parseOptions(self, options: Any = None) -> None:
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
         """Parse the plugin's arguments (see :class:`~twisted.python.usage.Options`).
 
         :param options: the arguments; ``sys.argv[1:]`` when ``None``.
@@ -144,7 +144,12 @@ class ListeningService(StreamServerEndpointService):
     """
 
     def __init__(
-        self, option: str, description: str, factory: Any, *, listen_on: str | None = None
+        self,
+        option: str,
+        description: str,
+        factory: IProtocolFactory,
+        *,
+        listen_on: str | None = None,
     ) -> None:
         from twisted.internet import reactor
 

@@ -8,7 +8,8 @@ there is one, what to do about it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+
+from txsse._event import Comment, Event
 
 
 class SSEError(Exception):
@@ -25,9 +26,9 @@ class ParseError(SSEError):
     :ivar events: the events (and comments) completed before the error.
     """
 
-    events: Sequence[Any]
+    events: Sequence[Event | Comment]
 
-    def __init__(self, message: str, events: Sequence[Any] = ()) -> None:
+    def __init__(self, message: str, events: Sequence[Event | Comment] = ()) -> None:
         super().__init__(message)
         self.events = events
 
@@ -38,7 +39,7 @@ class LineTooLong(ParseError):
     :ivar limit: the limit that was exceeded, in characters.
     """
 
-    def __init__(self, limit: int, events: Sequence[Any] = ()) -> None:
+    def __init__(self, limit: int, events: Sequence[Event | Comment] = ()) -> None:
         super().__init__(
             f"event stream line longer than max_line_length={limit} characters; "
             "raise max_line_length if the server really sends lines this long",
@@ -53,7 +54,7 @@ class EventTooLarge(ParseError):
     :ivar limit: the limit that was exceeded, in characters.
     """
 
-    def __init__(self, limit: int, events: Sequence[Any] = ()) -> None:
+    def __init__(self, limit: int, events: Sequence[Event | Comment] = ()) -> None:
         super().__init__(
             f"event data larger than max_event_size={limit} characters; "
             "raise max_event_size if the server really sends events this large",

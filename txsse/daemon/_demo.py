@@ -12,9 +12,13 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any, NoReturn
+from typing import NoReturn, cast
 
 from twisted.application.service import MultiService
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTime
+from twisted.internet.protocol import ServerFactory
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.web.resource import Resource
@@ -54,15 +58,18 @@ class DemoService(MultiService):
     reconnects with ``Last-Event-ID`` catches up on what it missed.
 
     :param daemon: the daemon to point at the demo stream; it becomes a child.
-    :param reactor: the reactor to listen and publish with; the global one by
-        default.
+    :param reactor: the reactor to listen (``IReactorTCP``) and publish
+        (``IReactorTime``) with; the global one by default.
     :param interval: seconds between two demo events.
     """
 
     log = Logger()
 
     def __init__(
-        self, daemon: SSEDaemon, reactor: Any = None, interval: float = DEMO_INTERVAL
+        self,
+        daemon: SSEDaemon,
+        reactor: IReactorTime | None = None,
+        interval: float = DEMO_INTERVAL,
     ) -> None:
         super().__init__()
         reactor = default_reactor(reactor)
@@ -74,7 +81,7 @@ class DemoService(MultiService):
         self._ticker.clock = reactor
         self._interval = interval
         self._daemon = daemon
-        self._port: Any = None
+        self._port: IListeningPort | None = None
         daemon.setServiceParent(self)
 
     def publish(self) -> str:
@@ -92,19 +99,24 @@ class DemoService(MultiService):
         root.putChild(b"events", self.resource)
         site = Site(root)
         site.noisy = False
-        self._port = self._reactor.listenTCP(0, site, interface="127.0.0.1")
-        url = f"http://127.0.0.1:{self._port.getHost().port}/events"
+        # Twisted's ServerFactory is invariant in its protocol type, so mypy does
+        # not see a Site as the ServerFactory that listenTCP takes.
+        factory = cast(ServerFactory, site)
+        self._port = IReactorTCP(self._reactor).listenTCP(0, factory, interface="127.0.0.1")
+        address = self._port.getHost()
+        assert isinstance(address, IPv4Address)
+        url = f"http://127.0.0.1:{address.port}/events"
         self._daemon.url = url
         self.log.info("demo event stream at {url}", url=url)
         self._ticker.start(self._interval, now=False)
         super().startService()
 
-    def stopService(self) -> Any:
+    def stopService(self) -> Deferred[object]:
         """Stop the daemon, then stop publishing, end the streams and stop listening.
 
         :returns: a Deferred that fires once all of it is done.
         """
-        d = super().stopService()
+        d: Deferred[object] = super().stopService()
 
         def stop_serving(_: object) -> object:
             if self._ticker.running:

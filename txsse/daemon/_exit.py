@@ -14,10 +14,10 @@ Outside twistd nothing else happens after the reactor stops: an application runn
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 
 from twisted.application.app import AppLogger
 from twisted.internet.error import ReactorNotRunning
+from twisted.internet.interfaces import IReactorCore
 from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 from zope.interface import provider
 
@@ -46,7 +46,7 @@ def _reactor_has_shut_down() -> None:
     globalLogPublisher.addObserver(_exit_when_twistd_is_done)
 
 
-def stop_with_status(reactor: Any, status: int) -> None:
+def stop_with_status(reactor: IReactorCore, status: int) -> None:
     """Stop ``reactor`` and make twistd exit with ``status`` once it is done.
 
     The first status recorded wins. Safe to call before the reactor runs (it

@@ -19,6 +19,7 @@ from txsse._cli import PluginOptions
 from txsse._metricsopt import HELP as METRICS_HELP
 from txsse._metricsopt import check_metrics_option, metrics_option_service
 from txsse._validate import check_url, seconds_option
+from txsse.client import EventSource
 from txsse.daemon._output import FORMATS
 from txsse.daemon._service import SSEDaemon
 from txsse.daemon._state import StateFile
@@ -277,10 +278,12 @@ def makeService(options: Options | dict[str, Any]) -> Service:
     """
     from txsse.daemon._demo import DemoService
 
-    metrics: Any = None
+    observe_source: Callable[[EventSource], object] | None = None
     if options.get("metrics"):
         # Imported only here: prometheus-client is optional (txsse[metrics]).
-        from txsse import metrics
+        from txsse.metrics import instrument_source
+
+        observe_source = instrument_source
     daemon = SSEDaemon(
         url=options["url"] or "",
         headers=list(options["headers"]),
@@ -296,10 +299,10 @@ def makeService(options: Options | dict[str, Any]) -> Service:
         connect_timeout=options["connect-timeout"] or None,
         idle_timeout=options["idle-timeout"] or None,
         policy=options["policy"],
-        observe_source=metrics.instrument_source if metrics is not None else None,
+        observe_source=observe_source,
     )
     service: Service = DemoService(daemon) if options["demo"] else daemon
-    if metrics is None:
+    if observe_source is None:
         return service
     top = MultiService()
     service.setServiceParent(top)

@@ -7,7 +7,7 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IReactorCore, IReactorTime
 from twisted.logger import Logger
 from twisted.web.iweb import IAgent
 
@@ -42,7 +42,8 @@ class SSEDaemon(Service):
     :param connect_timeout: see :class:`~txsse.EventSource`.
     :param idle_timeout: see :class:`~txsse.EventSource`.
     :param policy: see :class:`~txsse.EventSource`.
-    :param reactor: the reactor; the global one by default.
+    :param reactor: the reactor (``IReactorTime``, and ``IReactorCore`` to stop
+        it when ``on_exit`` is not given); the global one by default.
     :param agent: the ``IAgent`` for HTTP; the source's default when ``None``.
     :param on_exit: called with an exit status when the daemon must end the
         process; by default it stops the reactor and the process exits with it.
@@ -94,7 +95,9 @@ class SSEDaemon(Service):
         }
         self._agent = agent
         self._observe_source = observe_source
-        self._on_exit = on_exit or (lambda status: stop_with_status(self._reactor, status))
+        self._on_exit = on_exit or (
+            lambda status: stop_with_status(IReactorCore(self._reactor), status)
+        )
         self._saved_id: str | None = None
         self._writer: EventWriter | None = None
         self._source: EventSource | None = None

@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from typing import Any
 
 from twisted.internet import tcp
 from twisted.internet.interfaces import ISSLTransport
+from twisted.web.server import Request
 
 
 def direct_socket(transport: object) -> socket.socket | None:
@@ -45,15 +45,14 @@ def direct_socket(transport: object) -> socket.socket | None:
     """
     if not isinstance(transport, tcp.Connection) or ISSLTransport.providedBy(transport):
         return None
-    state: Any = transport
+    sock = getattr(transport, "socket", None)
     if (
-        type(getattr(state, "_tempDataBuffer", None)) is list
-        and type(getattr(state, "dataBuffer", None)) is bytes
-        and getattr(state, "_aborting", None) is False
-        and not getattr(state, "disconnecting", True)
-        and isinstance(getattr(state, "socket", None), socket.socket)
+        type(getattr(transport, "_tempDataBuffer", None)) is list
+        and type(getattr(transport, "dataBuffer", None)) is bytes
+        and getattr(transport, "_aborting", None) is False
+        and not getattr(transport, "disconnecting", True)
+        and isinstance(sock, socket.socket)
     ):
-        sock: socket.socket = state.socket
         return sock
     return None
 
@@ -70,7 +69,11 @@ class DirectWriter:
     __slots__ = ("_frame", "_request", "_socket", "_transport")
 
     def __init__(
-        self, request: Any, transport: Any, sock: socket.socket, frame: Callable[[bytes], bytes]
+        self,
+        request: Request,
+        transport: tcp.Connection,
+        sock: socket.socket,
+        frame: Callable[[bytes], bytes],
     ) -> None:
         self._request = request
         self._transport = transport

@@ -17,7 +17,6 @@ relies on flow control alone.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 
 def h2_queued(channel: object) -> Callable[[], int] | None:
@@ -28,7 +27,7 @@ def h2_queued(channel: object) -> Callable[[], int] | None:
         stream and not yet sent (``0`` once the stream is closed), or ``None``
         if ``channel`` is not an HTTP/2 stream this module understands.
     """
-    connection: Any = getattr(channel, "_conn", None)
+    connection: object = getattr(channel, "_conn", None)
     stream_id = getattr(channel, "streamID", None)
     remaining = getattr(connection, "remainingOutboundWindow", None)
     window = getattr(getattr(connection, "conn", None), "local_flow_control_window", None)

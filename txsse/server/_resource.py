@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable
-from typing import Any
 
 from twisted.internet.defer import maybeDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -272,10 +271,10 @@ class EventStreamResource(Resource):
         """End one response cleanly after its backlog and ``last``; close an HTTP/1.x connection."""
         if not stream.open:
             return
-        request: Any = stream.request
+        request = stream.request
         stream.flush_backlog()
         self._release(stream)
-        channel = request.channel
+        channel: object = request.channel  # None once the connection is gone
         if channel is None:
             return
         if request.producer is not None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
+from twisted.internet import tcp
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime, ITransport
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
@@ -60,7 +61,9 @@ class _ChunkedWriter:
 
     __slots__ = ("_frame", "_request", "_transport")
 
-    def __init__(self, request: Any, transport: Any, frame: Callable[[bytes], bytes]) -> None:
+    def __init__(
+        self, request: Request, transport: ITransport, frame: Callable[[bytes], bytes]
+    ) -> None:
         self._request = request
         self._transport = transport
         self._frame = frame
@@ -125,7 +128,7 @@ class _Stream:
         self._h2_queued: Callable[[], int] | None = None
         self._h2_timer: IDelayedCall | None = None
         # The subscribe Deferred while the channel has not answered yet.
-        self.pending: Deferred[Any] | None = None
+        self.pending: Deferred[object] | None = None
         self._write: Callable[[bytes], object] = request.write
 
     # -- writing -------------------------------------------------------------
@@ -146,14 +149,16 @@ class _Stream:
 
     def _writer(self) -> Callable[[bytes], object]:
         """How this stream's bytes reach the transport (see the class docstring)."""
-        request: Any = self.request
-        channel = request.channel
+        request = self.request
+        # Twisted annotates Request.channel as HTTPChannel; on HTTP/2 it is an H2Stream.
+        channel: object = request.channel
         owner = self._owner
-        if request.chunked and isinstance(channel, HTTPChannel):
-            transport: Any = channel.transport
-            sock = direct_socket(transport) if owner.direct_writes else None
-            if sock is not None:
-                return DirectWriter(request, transport, sock, owner._frame).write
+        if request.chunked and isinstance(channel, HTTPChannel) and channel.transport is not None:
+            transport = channel.transport
+            if owner.direct_writes and isinstance(transport, tcp.Connection):
+                sock = direct_socket(transport)
+                if sock is not None:
+                    return DirectWriter(request, transport, sock, owner._frame).write
             return _ChunkedWriter(request, transport, owner._frame).write
         queued = h2_queued(channel)
         if queued is not None:
@@ -275,13 +280,13 @@ class _Stream:
 
     def abort(self) -> None:
         """Drop the connection at once, without flushing what is queued."""
-        channel: Any = self.request.channel
-        if channel is None:
-            return
-        abort = getattr(channel, "abortConnection", None)
-        if abort is None:
-            abort = channel.transport.abortConnection
-        abort()
+        # An HTTP/2 stream aborts itself; HTTP/1.x aborts the channel's transport.
+        channel: object = self.request.channel
+        if isinstance(channel, HTTPChannel):
+            channel = channel.transport
+        abort: Callable[[], object] | None = getattr(channel, "abortConnection", None)
+        if abort is not None:
+            abort()
 
     def finished(self, result: object) -> None:
         """The response finished or the connection was lost: release it now."""
@@ -291,5 +296,6 @@ class _Stream:
 
     def peer(self) -> str:
         """The client's address, for logs."""
-        channel: Any = self.request.channel
-        return str(channel.getPeer()) if channel is not None else "(disconnected)"
+        channel: object = self.request.channel
+        get_peer: Callable[[], object] | None = getattr(channel, "getPeer", None)
+        return str(get_peer()) if get_peer is not None else "(disconnected)"
