@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from twisted.python import usage
 
-from txsse._cli import MAX_TOKEN_FILE, read_token_file
+from txsse._cli import MAX_TOKEN_FILE, endpoint_option, read_token_file
+from txsse._validate import positive_int_option, seconds_option
 from txsse.daemon._demo import split_arguments
 
 
@@ -103,3 +104,19 @@ def test_hub_redis_option_without_the_extra_says_which_extra(tmp_path: Path) -> 
         "twistd -n: --redis needs txredisapi: pip install 'txsse[redis]'"
     )
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_coerce_functions_document_their_values_in_the_help() -> None:
+    """The shared ``coerce`` functions add what they accept to each option's help line."""
+
+    class Options(usage.Options):
+        optParameters = [
+            ["wait", None, "1", "Wait this long.", seconds_option],
+            ["count", None, "2", "This many.", positive_int_option],
+            ["port", None, "tcp:80", "Listen here.", endpoint_option("--port", "tcp:8080")],
+        ]
+
+    words = " ".join(str(Options()).split())
+    assert "Wait this long. [default: 1]. Seconds, 0 or more." in words
+    assert "This many. [default: 2]. A positive integer." in words
+    assert "Listen here. [default: tcp:80]. A Twisted endpoint, for example tcp:8080." in words

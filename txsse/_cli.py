@@ -17,6 +17,8 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IProtocolFactory
 from twisted.python import usage
 
+from txsse._validate import coerce_doc
+
 #: The largest token file read, in bytes: a token file holds one token, not a stream.
 MAX_TOKEN_FILE = 4096
 
@@ -91,8 +93,7 @@ def endpoint_option(option: str, example: str) -> Callable[[str], str]:
     def coerce(description: str) -> str:
         return check_endpoint(option, description, example)
 
-    coerce.coerceDoc = f"A Twisted endpoint, for example {example}."  # type: ignore[attr-defined]
-    return coerce
+    return coerce_doc(coerce, f"A Twisted endpoint, for example {example}.")
 
 
 def read_token_file(option: str, path: str) -> tuple[str, str | None]:

@@ -9,7 +9,11 @@ error naming the option.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import urlsplit
+
+_Coerce = TypeVar("_Coerce", bound=Callable[[str], object])
 
 
 def check_count(name: str, value: int | None, *, minimum: int = 0, unit: str = "") -> None:
@@ -78,6 +82,18 @@ def check_url(url: str) -> str:
     return url
 
 
+def coerce_doc(coerce: _Coerce, doc: str) -> _Coerce:
+    """Give a ``coerce`` function the help text ``twisted.python.usage`` shows for it.
+
+    :param coerce: a function an option's ``coerce`` names.
+    :param doc: the sentence shown after the option's help (usage reads it
+        from the function's ``coerceDoc`` attribute).
+    :returns: ``coerce`` itself.
+    """
+    coerce.__dict__["coerceDoc"] = doc
+    return coerce
+
+
 def seconds_option(value: str) -> float:
     """``coerce`` for a command-line duration: a finite number of seconds, 0 or more.
 
@@ -94,7 +110,7 @@ def seconds_option(value: str) -> float:
     return seconds
 
 
-seconds_option.coerceDoc = "Seconds, 0 or more."  # type: ignore[attr-defined]
+coerce_doc(seconds_option, "Seconds, 0 or more.")
 
 
 def positive_int_option(value: str) -> int:
@@ -113,13 +129,14 @@ def positive_int_option(value: str) -> int:
     return number
 
 
-positive_int_option.coerceDoc = "A positive integer."  # type: ignore[attr-defined]
+coerce_doc(positive_int_option, "A positive integer.")
 
 
 __all__ = [
     "check_count",
     "check_seconds",
     "check_url",
+    "coerce_doc",
     "positive_int_option",
     "seconds_option",
 ]

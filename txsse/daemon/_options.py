@@ -18,7 +18,7 @@ from twisted.python import usage
 from txsse._cli import PluginOptions
 from txsse._metricsopt import HELP as METRICS_HELP
 from txsse._metricsopt import check_metrics_option, metrics_option_service
-from txsse._validate import check_url, seconds_option
+from txsse._validate import check_url, coerce_doc, seconds_option
 from txsse.client import EventSource
 from txsse.daemon._output import FORMATS
 from txsse.daemon._service import SSEDaemon
@@ -56,8 +56,7 @@ def _choice(what: str, choices: tuple[str, ...]) -> Callable[[str], str]:
             raise ValueError(f"{what} must be one of {', '.join(choices)}, not {value!r}")
         return value
 
-    coerce.coerceDoc = f"One of: {', '.join(choices)}."  # type: ignore[attr-defined]
-    return coerce
+    return coerce_doc(coerce, f"One of: {', '.join(choices)}.")
 
 
 def parse_header(value: str) -> tuple[str, str]:
@@ -228,7 +227,8 @@ https://example.com/events --state-file events.state --output events.jsonl"""
         if self["data"] is not None and self["data-file"] is not None:
             raise usage.UsageError("--data and --data-file are exclusive")
         if self["data"] is not None:
-            return self["data"].encode("utf-8")  # type: ignore[no-any-return]
+            data: str = self["data"]
+            return data.encode("utf-8")
         if self["data-file"] is not None:
             try:
                 with open(self["data-file"], "rb") as f:
