@@ -275,33 +275,58 @@ async def test_fields_are_stored_with_the_entry_but_not_sent(conn: RedisConnecti
 
 
 @pytest_twisted.ensureDeferred
-async def test_lease_has_one_holder_expires_and_is_released(
-    redis_server: RedisServer, conn: RedisConnection
-) -> None:
-    """One holder at a time; renewal keeps it; release or expiry lets another take it."""
+async def test_lease_has_one_holder_and_release_lets_another_take_it(conn: RedisConnection) -> None:
+    """One holder at a time; only the holder releases; a released lease is taken at once."""
     from txsse.hub._lease import RedisLease
 
-    first = RedisLease(conn, "t:lease", ttl=0.3, holder="first")
-    second = RedisLease(conn, "t:lease", ttl=0.3, holder="second")
+    first = RedisLease(conn, "t:lease", ttl=30, holder="first")
+    second = RedisLease(conn, "t:lease", ttl=30, holder="second")
     assert await first.acquire() is True
-    # Redis keeps the lease's clock: the key expires 300 ms after each acquire.
-    ttl_ms = int(redis_server.command("PTTL", "t:lease")[1:].split(b"\r")[0])
-    assert 0 < ttl_ms <= 300
     assert await second.acquire() is False
     assert await first.acquire() is True  # renewal
     assert await second.release() is False  # not its lease
     assert await first.release() is True
     assert await second.acquire() is True
-    # second does not renew: its lease expires and first can take it
-    expired: list[bool] = []
-
-    async def taken() -> bool:
-        expired.append(await first.acquire())
-        return expired[-1]
-
-    await until(taken, "the lease to expire", 5)
     with pytest.raises(ValueError):
         RedisLease(conn, "k", ttl=0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_lease_expiry_is_set_in_redis_by_each_acquire_of_its_holder(
+    conn: RedisConnection,
+) -> None:
+    """Redis keeps the lease's clock: taking or renewing it sets the key to expire ttl later."""
+    from txsse.hub._lease import RedisLease
+
+    holder = RedisLease(conn, "t:lease", ttl=30, holder="first")
+    other = RedisLease(conn, "t:lease", ttl=30, holder="second")
+    assert await holder.acquire() is True
+    assert 0 < await pttl(conn, "t:lease") <= 30_000
+    await conn.execute("PERSIST", "t:lease")  # now it would never expire
+    assert await other.acquire() is False
+    assert await pttl(conn, "t:lease") == -1  # a refused acquire extends nothing
+    assert await holder.acquire() is True
+    assert 0 < await pttl(conn, "t:lease") <= 30_000  # the renewal set the expiry again
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_expired_lease_is_taken_by_another_holder(conn: RedisConnection) -> None:
+    """Once Redis expires a holder's key (a 1 ms lease), another holder takes the lease."""
+    from txsse.hub._lease import RedisLease
+
+    brief = RedisLease(conn, "t:lease", ttl=0.001, holder="brief")
+    other = RedisLease(conn, "t:lease", ttl=30, holder="other")
+    assert await brief.acquire() is True
+    await until(other.acquire, "Redis to expire the 1 ms lease")
+    assert await brief.acquire() is False
+    assert await brief.release() is False
+
+
+async def pttl(conn: RedisConnection, key: str) -> int:
+    """Milliseconds before Redis expires ``key`` (-1: never, -2: no such key)."""
+    reply = await conn.execute("PTTL", key)
+    assert isinstance(reply, int)
+    return reply
 
 
 @pytest_twisted.ensureDeferred

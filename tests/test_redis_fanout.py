@@ -250,3 +250,25 @@ def test_close_ends_subscribers_and_leaves_the_pubsub_channel() -> None:
     channel.close()
     assert a.ended and channel.subscriber_count == 0 and "k" not in pubsub.listeners
     channel.close()  # idempotent
+
+
+def test_a_join_reply_of_another_shape_fails_the_subscription_naming_it() -> None:
+    """A reply not of the join script's shape fails with ChannelUnavailable; no one waits."""
+    redis, pubsub, channel = make()
+    failures: list[Any] = []
+    channel.subscribe(Recorder()).addErrback(failures.append)
+    pubsub.confirm()
+    redis.answer_join(["5-0", "1-0"])
+    assert failures and failures[0].check(ChannelUnavailable)
+    assert "['5-0', '1-0']" in failures[0].getErrorMessage()
+    assert channel.subscriber_count == 0 and "k" not in pubsub.listeners
+
+
+def test_an_entry_whose_data_is_not_text_is_skipped() -> None:
+    """Stream entries Redis returns as bytes (not UTF-8) are skipped, the others replayed."""
+    redis, pubsub, channel = make()
+    a = Recorder()
+    channel.subscribe(a, "3-0").addCallback(a.take)
+    pubsub.confirm()
+    redis.answer_join(["5-0", "1-0", 0, [["4-0", ["data", b"\xff"]], entry("5-0")]])
+    assert a.ids == ["5-0"] and not a.ended

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from typing import Any
 
 from twisted.internet.defer import Deferred
 
@@ -56,7 +55,7 @@ class RedisLease:
             Redis is unreachable.
         """
         ms = str(max(1, round(self.ttl * 1000)))
-        d: Deferred[Any] = self._redis.execute("EVAL", _ACQUIRE, 1, self.key, self.holder, ms)
+        d = self._redis.execute("EVAL", _ACQUIRE, 1, self.key, self.holder, ms)
         return d.addCallback(lambda held: held == 1)
 
     def release(self) -> Deferred[bool]:
@@ -65,5 +64,5 @@ class RedisLease:
         :returns: a Deferred firing with whether it was held; it fails with
             :class:`~txsse.errors.ChannelUnavailable` while Redis is unreachable.
         """
-        d: Deferred[Any] = self._redis.execute("EVAL", _RELEASE, 1, self.key, self.holder)
+        d = self._redis.execute("EVAL", _RELEASE, 1, self.key, self.holder)
         return d.addCallback(lambda deleted: deleted == 1)

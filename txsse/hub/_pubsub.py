@@ -9,7 +9,7 @@ each listener, which then reads what it missed from the stream.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 from twisted.application.internet import TimerService
 from twisted.application.service import MultiService
@@ -205,7 +205,7 @@ class RedisPubSub(MultiService):
 
     def _ping(self) -> None:
         if self.connection.connected:
-            d: Deferred[Any] = self.connection.execute("PING")
+            d = self.connection.execute("PING")
             d.addErrback(lambda _: None)  # a timeout drops the connection: it reconnects
 
 

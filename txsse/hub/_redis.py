@@ -23,7 +23,6 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
 
 import txredisapi
 from twisted.internet.defer import Deferred, fail, succeed
@@ -35,11 +34,15 @@ from txsse._format import format_event
 from txsse._validate import check_count, check_seconds
 from txsse.errors import ChannelUnavailable
 from txsse.hub._pubsub import RedisPubSub, shared_pubsub
-from txsse.hub._redisconn import RedisConnection
+from txsse.hub._redisconn import RedisConnection, RedisReply
 from txsse.server import IEventChannel, ISubscriber, Replay
 
 _StreamId = tuple[int, int]
 _Item = tuple[_StreamId, bytes]
+_Entry = tuple[str, dict[str, RedisReply]]
+"""A stream entry: its id and its fields."""
+_Joined = tuple[str, str, int, list[_Entry]]
+"""The join script's reply: last generated id, first kept id or "", gap 0/1, entries."""
 
 _ID = re.compile(r"\A(\d{1,20})-(\d{1,20})\Z")
 
@@ -106,23 +109,66 @@ class _Script:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()  # Redis names scripts by SHA-1
 
-    def run(self, redis: RedisConnection, key: str, *args: str) -> Deferred[Any]:
+    def run(self, redis: RedisConnection, key: str, *args: str) -> Deferred[RedisReply]:
         """Run the script on ``redis`` with one key.
 
         :returns: a Deferred firing with the script's reply.
         """
-        d: Deferred[Any] = redis.execute("EVALSHA", self.sha, 1, key, *args)
+        d = redis.execute("EVALSHA", self.sha, 1, key, *args)
 
-        def unknown(failure: Failure) -> Any:
+        def unknown(failure: Failure) -> Deferred[RedisReply]:
             if failure.check(txredisapi.ResponseError) and "NOSCRIPT" in str(failure.value):
                 return redis.execute("EVAL", self.source, 1, key, *args)
-            return failure
+            return fail(failure)
 
         return d.addErrback(unknown)
 
 
 _PUBLISH = _Script(_PUBLISH_SCRIPT)
 _JOIN = _Script(_JOIN_SCRIPT)
+
+
+def _unexpected(reply: RedisReply, expected: str) -> ChannelUnavailable:
+    return ChannelUnavailable(
+        f"Redis answered {reply!r} where {expected} was expected; "
+        "check that the server is Redis 7.0 or newer"
+    )
+
+
+def _text(reply: RedisReply) -> str:
+    """A reply that must be a string (a stream id)."""
+    if isinstance(reply, str):
+        return reply
+    raise _unexpected(reply, "a stream id")
+
+
+def _entries(reply: RedisReply) -> list[_Entry]:
+    """Stream entries ``[[id, [field, value, ...]], ...]`` (``XRANGE``, ``XREVRANGE``).
+
+    Fields whose name is not text are left out: no event has them.
+    """
+    if not isinstance(reply, list):
+        raise _unexpected(reply, "stream entries")
+    entries: list[_Entry] = []
+    for entry in reply:
+        if not isinstance(entry, list) or len(entry) != 2:
+            raise _unexpected(entry, "a stream entry")
+        entry_id, fields = entry
+        if not isinstance(entry_id, str) or not isinstance(fields, list):
+            raise _unexpected(entry, "a stream entry")
+        names, values = fields[::2], fields[1::2]
+        pairs = zip(names, values, strict=False)
+        entries.append((entry_id, {name: value for name, value in pairs if isinstance(name, str)}))
+    return entries
+
+
+def _joined(reply: RedisReply) -> _Joined:
+    """The join script's reply ``{top, first, gap, entries}``, checked."""
+    if isinstance(reply, list) and len(reply) == 4:
+        top, first, gap, entries = reply
+        if isinstance(top, str) and isinstance(first, str) and isinstance(gap, int):
+            return top, first, gap, _entries(entries)
+    raise _unexpected(reply, "the reply of txsse's join script")
 
 
 def _parse_id(text: str) -> _StreamId:
@@ -239,23 +285,26 @@ class RedisStreamChannel:
             if name in ("data", "event"):
                 return fail(ValueError(f"the field name {name!r} is reserved"))
             args += [name, value]
-        return _PUBLISH.run(self._redis, self.key, *args).addErrback(self._refused)
+        d = _PUBLISH.run(self._redis, self.key, *args).addCallback(_text)
+        return d.addErrback(self._refused)
 
     def newest_fields(self) -> Deferred[dict[str, str] | None]:
         """The fields of the newest entry of the stream (``XREVRANGE + - COUNT 1``).
 
         :returns: a Deferred firing with the entry's fields (``data``,
-            ``event`` and those given to :meth:`publish`), or ``None`` if the
-            stream is empty; it fails with
-            :class:`~txsse.errors.ChannelUnavailable` while Redis is unreachable.
+            ``event`` and those given to :meth:`publish`; a field whose
+            value is not UTF-8 text is left out), or ``None`` if the stream is
+            empty; it fails with :class:`~txsse.errors.ChannelUnavailable`
+            while Redis is unreachable.
         """
-        d: Deferred[Any] = self._redis.execute("XREVRANGE", self.key, "+", "-", "COUNT", "1")
+        d = self._redis.execute("XREVRANGE", self.key, "+", "-", "COUNT", "1")
 
-        def fields(reply: list[Any]) -> dict[str, str] | None:
-            if not reply:
+        def fields(reply: RedisReply) -> dict[str, str] | None:
+            entries = _entries(reply)
+            if not entries:
                 return None
-            values = reply[0][1]
-            return dict(zip(values[::2], values[1::2], strict=False))
+            values = entries[0][1]
+            return {name: value for name, value in values.items() if isinstance(value, str)}
 
         return d.addCallback(fields)
 
@@ -319,10 +368,10 @@ class RedisStreamChannel:
             raise
         return self._joined(reply, subscriber)
 
-    def _join(self, after: str) -> Deferred[list[Any]]:
-        return _JOIN.run(self._redis, self.key, after, "1")
+    def _join(self, after: str) -> Deferred[_Joined]:
+        return _JOIN.run(self._redis, self.key, after, "1").addCallback(_joined)
 
-    def _joined(self, reply: list[Any], subscriber: ISubscriber) -> Replay:
+    def _joined(self, reply: _Joined, subscriber: ISubscriber) -> Replay:
         top, first, gap, entries = reply
         covered = _parse_id(top)
         if self._position is None and subscriber in self._pending:
@@ -459,16 +508,16 @@ class RedisStreamChannel:
         self._deliver(items)
         self._deliver(backlog)
 
-    def _format(self, entries: list[Any]) -> tuple[list[_StreamId], list[bytes]]:
-        """Encode stream entries ``[id, [field, value, ...]]`` as event bytes."""
+    def _format(self, entries: list[_Entry]) -> tuple[list[_StreamId], list[bytes]]:
+        """Encode stream entries as event bytes."""
         ids: list[_StreamId] = []
         chunks: list[bytes] = []
-        for entry_id, fields in entries:
-            values = dict(zip(fields[::2], fields[1::2], strict=False))
+        for entry_id, values in entries:
+            data, event = values.get("data", ""), values.get("event") or None
             try:
-                chunk = format_event(
-                    values.get("data", ""), event=values.get("event") or None, id=entry_id
-                )
+                if not isinstance(data, str) or not isinstance(event, str | None):
+                    raise ValueError("its data or event type is not UTF-8 text")
+                chunk = format_event(data, event=event, id=entry_id)
             except ValueError:
                 self._log.warn(
                     "skipping entry {id} of Redis stream {key}: not an encodable event",

@@ -11,8 +11,9 @@ injectable and a command sent while Redis is unreachable fails at once with
 from __future__ import annotations
 
 import random
+import typing
 from collections.abc import Callable
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import NamedTuple, TypeAlias, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
 import txredisapi
@@ -20,8 +21,14 @@ from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, gatherResults, maybeDeferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint, wrapClientTLS
-from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
-from twisted.internet.protocol import Factory
+from twisted.internet.interfaces import (
+    IProtocol,
+    IReactorTCP,
+    IReactorTime,
+    IReactorUNIX,
+    IStreamClientEndpoint,
+)
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.ssl import optionsForClientTLS
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -32,6 +39,24 @@ from txsse.errors import ChannelUnavailable
 _DEFAULT_PORT = 6379
 
 _S = TypeVar("_S", bound=Service)
+
+RedisReply: TypeAlias = str | bytes | int | list["RedisReply"] | None
+"""A decoded Redis reply: a bulk or status string (``bytes`` if it is not UTF-8),
+an integer, ``None`` (nil) or an array of replies. Error replies fail the
+command's Deferred instead."""
+
+
+class _RedisClient(typing.Protocol):
+    """What a connection calls on txredisapi's ``RedisProtocol`` (txredisapi is untyped)."""
+
+    def execute_command(self, *args: str | bytes | int) -> Deferred[RedisReply]:
+        """Send one command; the Deferred fires with its reply."""
+
+    def whenConnected(self) -> Deferred[_RedisClient]:
+        """Fires with the protocol once AUTH and SELECT are done (at once if they are)."""
+
+    def whenDisconnected(self) -> Deferred[_RedisClient]:
+        """Fires with the protocol once its connection is lost."""
 
 
 class RedisURL(NamedTuple):
@@ -131,13 +156,13 @@ class _ProtocolFactory(Factory):
         self._conn = conn
         self.isLazy = True  # read by txredisapi when AUTH or SELECT fail
 
-    def buildProtocol(self, addr: object) -> Any:
+    def buildProtocol(self, addr: object) -> Protocol:
         """A protocol with our settings, the injected clock and no number guessing."""
         conn = self._conn
         url = conn.url
         on_message = conn._on_message
         kind = txredisapi.RedisProtocol if on_message is None else _SubscriberProtocol
-        protocol = kind(
+        built = kind(
             "utf-8",
             replyTimeout=self._conn.reply_timeout,
             password=url.password,
@@ -145,11 +170,13 @@ class _ProtocolFactory(Factory):
             convertNumbers=False,
             username=url.username,
         )
-        protocol.callLater = conn.reactor.callLater
-        protocol.factory = self
+        built.callLater = conn.reactor.callLater
+        built.factory = self
         if on_message is not None:
-            protocol.on_message = on_message
-            protocol.on_read = conn._on_read
+            built.on_message = on_message
+            built.on_read = conn._on_read
+        # txredisapi is untyped: its RedisProtocol is a LineReceiver, a Twisted Protocol.
+        protocol: Protocol = built
         return protocol
 
     def stopTrying(self) -> None:
@@ -171,7 +198,9 @@ class RedisConnection(Service):
     the service reconnects with exponential backoff.
 
     :param url: a ``redis://`` URL (see :func:`parse_redis_url`) or a parsed one.
-    :param reactor: provides the clock and the network; the global reactor by default.
+    :param reactor: provides the clock (``IReactorTime``) and the network
+        (``IReactorTCP``, or ``IReactorUNIX`` for a ``unix://`` URL); the global
+        reactor by default.
     :param reply_timeout: seconds to wait for any reply before the connection
         is dropped as dead (and reconnected); ``None`` waits forever.
     :param initial_delay: first reconnection delay, in seconds (plus a random
@@ -195,7 +224,7 @@ class RedisConnection(Service):
         self,
         url: str | RedisURL,
         *,
-        reactor: Any = None,
+        reactor: IReactorTime | None = None,
         reply_timeout: float | None = 10.0,
         initial_delay: float = 0.1,
         max_delay: float = 5.0,
@@ -204,20 +233,19 @@ class RedisConnection(Service):
         on_connect: Callable[[], object] | None = None,
         on_read: Callable[[], None] | None = None,
     ) -> None:
-        reactor = default_reactor(reactor)
         self.url = parse_redis_url(url) if isinstance(url, str) else url
-        self.reactor = reactor
+        self.reactor: IReactorTime = default_reactor(reactor)
         self.reply_timeout = reply_timeout
         self._initial_delay = initial_delay
         self._max_delay = max_delay
         self._jitter = jitter if jitter is not None else lambda: random.random() * initial_delay
-        self._protocol: Any = None
+        self._protocol: _RedisClient | None = None
         self._waiting: list[Deferred[None]] = []
         self._service: ClientService | None = None
         self._on_message = on_message
         self._on_connect = on_connect
         self._on_read = on_read
-        self._companions: dict[Callable[..., Any], Service] = {}
+        self._companions: dict[Callable[[RedisConnection], Service], Service] = {}
 
     def clone(
         self,
@@ -277,9 +305,9 @@ class RedisConnection(Service):
     def _endpoint(self) -> IStreamClientEndpoint:
         url = self.url
         if url.path:
-            return UNIXClientEndpoint(self.reactor, url.path, timeout=5)
+            return UNIXClientEndpoint(IReactorUNIX(self.reactor), url.path, timeout=5)
         endpoint: IStreamClientEndpoint = HostnameEndpoint(
-            self.reactor, url.host, url.port, timeout=5
+            IReactorTCP(self.reactor), url.host, url.port, timeout=5
         )
         if url.tls:
             endpoint = wrapClientTLS(optionsForClientTLS(url.host), endpoint)
@@ -296,7 +324,7 @@ class RedisConnection(Service):
                 self._max_delay,
                 jitter=self._jitter,
             ),
-            clock=cast(IReactorTime, self.reactor),
+            clock=self.reactor,
             prepareConnection=self._prepare,
         )
         self._service.startService()
@@ -319,10 +347,12 @@ class RedisConnection(Service):
             stopping.append(service.stopService())
         return gatherResults(stopping).addCallback(lambda _: None)
 
-    def _prepare(self, protocol: Any) -> None:
-        protocol.whenConnected().addCallback(self._ready)
+    def _prepare(self, protocol: IProtocol) -> None:
+        # ClientService passes its proxy of what _ProtocolFactory built: the proxy
+        # forwards every attribute to that txredisapi protocol, which is untyped.
+        cast(_RedisClient, protocol).whenConnected().addCallback(self._ready)
 
-    def _ready(self, protocol: Any) -> None:
+    def _ready(self, protocol: _RedisClient) -> None:
         if self._service is None:
             return
         if self._protocol is None:
@@ -335,7 +365,7 @@ class RedisConnection(Service):
         for d in waiting:
             d.callback(None)
 
-    def _lost(self, protocol: Any) -> None:
+    def _lost(self, protocol: _RedisClient) -> None:
         if self._protocol is protocol:
             self._protocol = None
             if self._service is not None:
@@ -358,12 +388,12 @@ class RedisConnection(Service):
         self._waiting.append(d)
         return d
 
-    def execute(self, *args: str | bytes | int) -> Deferred[Any]:
+    def execute(self, *args: str | bytes | int) -> Deferred[RedisReply]:
         """Send one command.
 
         :param args: the command and its arguments, for example ``"XADD", key, ...``.
-        :returns: a Deferred firing with the decoded reply (``str``, ``int``,
-            ``None`` or nested lists). It fails with
+        :returns: a Deferred firing with the decoded reply (a :data:`RedisReply`:
+            ``str``, ``bytes``, ``int``, ``None`` or nested lists). It fails with
             :class:`~txsse.errors.ChannelUnavailable` if Redis cannot be
             reached or the connection is lost before the reply, and with
             :class:`txredisapi.ResponseError` for an error reply.
@@ -372,7 +402,7 @@ class RedisConnection(Service):
         if protocol is None:
             return fail(ChannelUnavailable(f"Redis at {self.url} is unreachable; retry later"))
         try:
-            d: Deferred[Any] = protocol.execute_command(*args)
+            d = protocol.execute_command(*args)
         except txredisapi.ConnectionError:
             return fail(ChannelUnavailable(f"Redis at {self.url} is unreachable; retry later"))
         return d.addErrback(self._translate)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from twisted.application.service import MultiService
+from twisted.internet.interfaces import IReactorTime
 
 from txsse.hub._pubsub import shared_pubsub
 from txsse.hub._redisconn import RedisConnection, RedisURL
@@ -68,11 +69,15 @@ class RedisServers(MultiService):
 
     :param urls: the servers, as ``redis://`` URLs or parsed; every process
         of a group must be given the same ones (in any order).
-    :param reactor: provides the clock and the network; the global reactor by default.
+    :param reactor: provides the clock (``IReactorTime``) and the network
+        (``IReactorTCP``, or ``IReactorUNIX`` for ``unix://`` URLs); the global
+        reactor by default.
     :raises ValueError: for no URL, an invalid one, or the same server twice.
     """
 
-    def __init__(self, urls: Sequence[str | RedisURL], *, reactor: Any = None) -> None:
+    def __init__(
+        self, urls: Sequence[str | RedisURL], *, reactor: IReactorTime | None = None
+    ) -> None:
         super().__init__()
         if not urls:
             raise ValueError("give at least one Redis URL")
