@@ -14,13 +14,22 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Literal, overload
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from txsse._event import Comment, Event
 from txsse.client._queue import EventQueue
-from txsse.client._signals import SIGNALS, Observers, Opened
+from txsse.client._signals import (
+    SIGNALS,
+    Observers,
+    Opened,
+    ReadyState,
+    Received,
+    Reconnect,
+    Signal,
+)
 
 #: Something to run on the delivery schedule.
 Action = Callable[[], None]
@@ -57,8 +66,28 @@ class Delivery:
         """
         self._actions.append((owner, action))
 
-    def signal(self, name: str, value: object, owner: object = None) -> None:
+    @overload
+    def signal(self, name: Literal["state"], value: ReadyState, owner: object = None) -> None: ...
+    @overload
+    def signal(self, name: Literal["open"], value: Opened, owner: object = None) -> None: ...
+    @overload
+    def signal(
+        self, name: Literal["error"], value: BaseException, owner: object = None
+    ) -> None: ...
+    @overload
+    def signal(
+        self, name: Literal["reconnect"], value: Reconnect, owner: object = None
+    ) -> None: ...
+    @overload
+    def signal(self, name: Literal["retry"], value: float, owner: object = None) -> None: ...
+    @overload
+    def signal(self, name: Literal["data"], value: Received, owner: object = None) -> None: ...
+    def signal(self, name: Signal, value: object, owner: object = None) -> None:
         """Queue a signal for the ``on()`` observers of ``name``.
+
+        Its overloads pair each name with the type of value that
+        :meth:`txsse.EventSource.on`'s overloads promise its observers
+        (``comment`` signals are sent by :meth:`items`).
 
         :param name: the signal.
         :param value: what the observers receive.

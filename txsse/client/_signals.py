@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import IntEnum
-from typing import Any, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 from twisted.logger import Logger
 from twisted.web.http_headers import Headers
@@ -75,6 +75,11 @@ SIGNALS: frozenset[str] = frozenset(
 class Observers:
     """Callbacks by name; a callback that raises is logged and the others still run.
 
+    Callbacks are kept as ``Callable[..., object]``: what they are called with
+    depends on the name (:meth:`txsse.EventSource.on`'s overloads and
+    :meth:`~txsse.EventSource.add_listener` check it), and each is called with
+    one value.
+
     :param kinds: the names callbacks may be registered for; ``None`` accepts any.
     :param log: where failing callbacks are logged.
     """
@@ -82,9 +87,9 @@ class Observers:
     def __init__(self, kinds: frozenset[str] | None, log: Logger) -> None:
         self._kinds = kinds
         self._log = log
-        self.by_name: dict[str, list[Callable[[Any], object]]] = {}
+        self.by_name: dict[str, list[Callable[..., object]]] = {}
 
-    def add(self, name: str, callback: Callable[[Any], object]) -> None:
+    def add(self, name: str, callback: Callable[..., object]) -> None:
         """Call ``callback(value)`` for every ``name`` reported.
 
         :param name: the signal or event type.
@@ -98,7 +103,7 @@ class Observers:
             raise TypeError(f"the callback must be callable, not {callback!r}")
         self.by_name.setdefault(name, []).append(callback)
 
-    def remove(self, name: str, callback: Callable[[Any], object]) -> None:
+    def remove(self, name: str, callback: object) -> None:
         """Stop calling ``callback`` for ``name``; unknown callbacks are ignored.
 
         :param name: the signal or event type.
@@ -120,7 +125,7 @@ class Observers:
         if callbacks:
             self.call(callbacks, name, value)
 
-    def call(self, callbacks: list[Callable[[Any], object]], name: str, value: object) -> None:
+    def call(self, callbacks: list[Callable[..., object]], name: str, value: object) -> None:
         """Call ``callbacks`` (a list from :attr:`by_name`) with ``value``.
 
         :param callbacks: the callables.

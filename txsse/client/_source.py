@@ -8,14 +8,14 @@ user callbacks all run from one place (:mod:`txsse.client._delivery`).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import Literal, overload
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.iweb import IAgent, IPolicyForHTTPS
 
-from txsse._event import Event
+from txsse._event import Comment, Event
 from txsse._parser import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_LENGTH
 from txsse._reactor import GlobalClock, default_reactor
 from txsse._validate import check_count, check_seconds, check_url
@@ -25,7 +25,7 @@ from txsse.client._machine import Machine
 from txsse.client._policy import StatusPolicy, resolve_policy
 from txsse.client._queue import EventQueue, Ready, end_iteration
 from txsse.client._request import DEFAULT_MAX_REDIRECTS, Body, check_headers, sensitive_names
-from txsse.client._signals import Opened, ReadyState, Signal
+from txsse.client._signals import Opened, ReadyState, Received, Reconnect, Signal
 from txsse.client._states import Closed, Failed, Open, Settings
 from txsse.client._wire import TreqAgent, TreqClient
 
@@ -291,7 +291,7 @@ class EventSource(Service):
     def add_listener(self, event_type: str, callback: Callable[[Event], object]) -> None:
         """Call ``callback(event)`` for every event of type ``event_type``.
 
-        Any type works, including ``"error"`` and ``"open"``: these are event
+        Every type works, including ``"error"`` and ``"open"``: these are event
         types from the stream, unrelated to :meth:`on`. Exceptions from the
         callback are logged; delivery goes on.
 
@@ -309,7 +309,21 @@ class EventSource(Service):
         """
         self._delivery.listeners.remove(event_type, callback)
 
-    def on(self, signal: Signal, callback: Callable[[Any], object]) -> None:
+    @overload
+    def on(self, signal: Literal["state"], callback: Callable[[ReadyState], object]) -> None: ...
+    @overload
+    def on(self, signal: Literal["open"], callback: Callable[[Opened], object]) -> None: ...
+    @overload
+    def on(self, signal: Literal["error"], callback: Callable[[BaseException], object]) -> None: ...
+    @overload
+    def on(self, signal: Literal["comment"], callback: Callable[[Comment], object]) -> None: ...
+    @overload
+    def on(self, signal: Literal["reconnect"], callback: Callable[[Reconnect], object]) -> None: ...
+    @overload
+    def on(self, signal: Literal["retry"], callback: Callable[[float], object]) -> None: ...
+    @overload
+    def on(self, signal: Literal["data"], callback: Callable[[Received], object]) -> None: ...
+    def on(self, signal: Signal, callback: Callable[..., object]) -> None:
         """Observe the source: the one mechanism for everything but events.
 
         Signals and the value each callback receives: ``"state"`` the new
@@ -322,16 +336,17 @@ class EventSource(Service):
         of the body. Exceptions from callbacks are logged.
 
         :param signal: the signal name.
-        :param callback: the callable.
+        :param callback: the callable; type checkers check that it takes the
+            signal's value.
         :raises ValueError: for an unknown signal.
         """
         self._delivery.signals.add(signal, callback)
 
-    def off(self, signal: Signal, callback: Callable[[Any], object]) -> None:
+    def off(self, signal: Signal, callback: object) -> None:
         """Undo :meth:`on`.
 
         :param signal: the signal name.
-        :param callback: the callable.
+        :param callback: the callable given to :meth:`on` (others are ignored).
         """
         self._delivery.signals.remove(signal, callback)
 

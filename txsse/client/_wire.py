@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from collections.abc import Awaitable
 from typing import Protocol as TypingProtocol
+from typing import cast
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IConsumer, IPushProducer, IReactorTime
@@ -43,9 +44,22 @@ def twisted_agent(reactor: IReactorTime, tls: IPolicyForHTTPS | None = None) -> 
 
 
 class TreqClient(TypingProtocol):
-    """What the source uses of a ``treq.HTTPClient`` (or ``treq.testing.StubTreq``)."""
+    """What the source uses of a ``treq.HTTPClient`` (or ``treq.testing.StubTreq``).
 
-    def request(self, method: str, url: str, **kwargs: Any) -> Deferred[Any]: ...
+    ``request`` returns an awaitable, not a ``Deferred[IResponse]``: treq's
+    ``Deferred[_Response]`` is not one (``Deferred`` is invariant).
+    """
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Headers | None = ...,
+        data: IBodyProducer | None = ...,
+        unbuffered: bool = ...,
+        allow_redirects: bool = ...,
+    ) -> Awaitable[IResponse]: ...
 
 
 @implementer(IAgent)
@@ -69,20 +83,26 @@ class TreqAgent:
         uri: bytes,
         headers: Headers | None = None,
         bodyProducer: IBodyProducer | None = None,
-    ) -> Deferred[Any]:
+    ) -> Deferred[IResponse]:
         """Send the request through the treq client.
 
         :param method: the HTTP method.
         :param uri: the URL, UTF-8.
         :param headers: the request headers.
         :param bodyProducer: the body, or ``None``.
-        :returns: treq's Deferred response (an ``IResponse``).
+        :returns: a Deferred of treq's response (an ``IResponse``); cancelling
+            it cancels treq's request.
         """
-        return self.client.request(
+        return Deferred.fromCoroutine(self._send(method, uri, headers, bodyProducer))
+
+    async def _send(
+        self, method: bytes, uri: bytes, headers: Headers | None, body: IBodyProducer | None
+    ) -> IResponse:
+        return await self.client.request(
             method.decode("ascii"),
             uri.decode("utf-8"),
             headers=headers,
-            data=bodyProducer,
+            data=body,
             unbuffered=True,
             allow_redirects=False,
         )
