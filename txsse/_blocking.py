@@ -20,10 +20,13 @@ import atexit
 import os
 import sys
 import threading
-from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from enum import Enum
+from typing import Generic, Literal, ParamSpec, Protocol, TypeVar, cast, overload
 
-from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
+from twisted.internet.base import ReactorBase
+from twisted.internet.defer import Deferred, NotACoroutineError, maybeDeferred
+from twisted.internet.interfaces import IReactorCore, IReactorFromThreads
 from twisted.logger import Logger
 from twisted.python import threadable
 from twisted.python.failure import Failure
@@ -31,6 +34,7 @@ from twisted.python.failure import Failure
 from txsse._reactor import default_reactor
 
 _T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 _log = Logger(namespace="txsse.blocking")
 
@@ -43,7 +47,13 @@ class ReactorStopped(RuntimeError):
     """The reactor thread stopped before the call finished."""
 
 
-_PENDING: Any = object()
+class _Pending(Enum):
+    """The outcome of a call that has none yet."""
+
+    PENDING = "pending"
+
+
+_PENDING = _Pending.PENDING
 
 
 class Call(Generic[_T]):
@@ -62,7 +72,7 @@ class Call(Generic[_T]):
         self._thread = thread
         self._lock = threading.Lock()
         self._done = threading.Event()
-        self._outcome: Any = _PENDING
+        self._outcome: _T | Failure | Literal[_Pending.PENDING] = _PENDING
         self._orphan: Callable[[_T], object] | None = None
         self._abandoned = False
         self._cancelled = False
@@ -70,10 +80,11 @@ class Call(Generic[_T]):
 
     # Reactor thread side
 
-    def _run(self, function: Callable[..., Any], args: tuple[Any, ...], kwargs: Any) -> None:
+    def _run(self, work: Callable[[], object]) -> None:
         """Start the work (in the reactor thread)."""
-        result: Deferred[Any] = maybeDeferred(function, *args, **kwargs)
-        result.addCallback(_await_coroutine)
+        # What is left once a Deferred or a coroutine is waited for is the _T that
+        # ReactorThread.submit's overloads promised for this function.
+        result = cast("Deferred[_T]", maybeDeferred(work).addCallback(_await_coroutine))
         self._deferred = result
         result.addBoth(self._settle)
         if self._cancelled:
@@ -145,9 +156,10 @@ class Call(Generic[_T]):
         if not finished and self._give_up(orphan):
             raise TimeoutError(f"no result within {timeout} seconds")
         outcome = self._outcome
+        assert outcome is not _PENDING  # the wait finished, or the outcome came meanwhile
         if isinstance(outcome, Failure):
             outcome.raiseException()
-        return outcome  # type: ignore[no-any-return]
+        return outcome
 
     def _give_up(self, orphan: Callable[[_T], object] | None) -> bool:
         """Stop waiting: cancel the work; returns False if the outcome arrived meanwhile."""
@@ -160,19 +172,22 @@ class Call(Generic[_T]):
         return True
 
 
-def _await_coroutine(result: Any) -> Any:
-    """Let work functions be ``async def`` too."""
-    if hasattr(result, "__await__") and not isinstance(result, Deferred):
-        return ensureDeferred(result)
+def _await_coroutine(result: object) -> object:
+    """Let work functions be ``async def`` too: a coroutine's outcome is the work's."""
+    if isinstance(result, Coroutine):
+        return Deferred.fromCoroutine(result)
+    if isinstance(result, Awaitable) and not isinstance(result, Deferred):
+        raise NotACoroutineError(f"{result!r} is not a coroutine or a Deferred")
     return result
 
 
-def _new_reactor() -> Any:
+def _new_reactor() -> ReactorBase:
     """A new, uninstalled reactor instance of the platform's usual kind."""
+    reactor: ReactorBase
     if sys.platform.startswith("linux"):
         from twisted.internet.epollreactor import EPollReactor
 
-        reactor: Any = EPollReactor()
+        reactor = EPollReactor()
     else:
         from twisted.internet.selectreactor import SelectReactor
 
@@ -182,6 +197,13 @@ def _new_reactor() -> Any:
     return reactor
 
 
+class _Waiting(Protocol):
+    """What the reactor thread keeps of a call until its outcome is known."""
+
+    def _settle(self, outcome: Failure, /) -> None:
+        """Fail the call."""
+
+
 class ReactorThread:
     """A reactor running in a thread, and the calls other threads make into it.
 
@@ -189,29 +211,36 @@ class ReactorThread:
     and stopped by us) or :meth:`borrow` (a reactor someone else runs in their
     own thread, which we never stop).
 
-    :param reactor: the reactor.
+    :param reactor: the reactor (``IReactorFromThreads``, and ``IReactorCore``
+        to tell whether it runs and to stop it).
     :param thread_id: the ``threading`` ident of the thread running it, or
         ``None`` until it is known.
     :param thread: the thread, when we own it.
     """
 
     def __init__(
-        self, reactor: Any, thread_id: int | None, thread: threading.Thread | None = None
+        self,
+        reactor: IReactorFromThreads,
+        thread_id: int | None,
+        thread: threading.Thread | None = None,
     ) -> None:
         self.reactor = reactor
         self._thread_id = thread_id
         self._thread = thread
         self._lock = threading.Lock()
-        self._calls: set[Call[Any]] = set()
+        self._calls: set[_Waiting] = set()
         self._stopped = False
         self.pid = os.getpid()
 
     @classmethod
-    def start(cls, reactor: Any = None, timeout: float = START_TIMEOUT) -> ReactorThread:
+    def start(
+        cls, reactor: ReactorBase | None = None, timeout: float = START_TIMEOUT
+    ) -> ReactorThread:
         """Run a reactor in a new daemon thread.
 
-        :param reactor: the reactor to run (it must not be running); a new
-            instance of the platform's usual reactor by default.
+        :param reactor: the reactor to run (it must not be running; it is run
+            without signal handlers, which only the main thread may install); a
+            new instance of the platform's usual reactor by default.
         :param timeout: seconds to wait for the reactor to start.
         :returns: the running reactor thread.
         :raises RuntimeError: if the reactor did not start in time.
@@ -221,7 +250,9 @@ class ReactorThread:
         running = threading.Event()
         reactor.callWhenRunning(running.set)
         made = cls(reactor, None)
-        thread = threading.Thread(target=made._main, name="txsse-reactor", daemon=True)
+        thread = threading.Thread(
+            target=made._main, args=(reactor,), name="txsse-reactor", daemon=True
+        )
         made._thread = thread
         thread.start()
         made._thread_id = thread.ident
@@ -231,11 +262,14 @@ class ReactorThread:
 
     @classmethod
     def borrow(
-        cls, reactor: Any, thread_id: int | None = None, timeout: float = START_TIMEOUT
+        cls,
+        reactor: IReactorFromThreads,
+        thread_id: int | None = None,
+        timeout: float = START_TIMEOUT,
     ) -> ReactorThread:
         """Use a reactor another thread runs (or is about to run).
 
-        :param reactor: the reactor.
+        :param reactor: the reactor (``IReactorFromThreads`` and ``IReactorCore``).
         :param thread_id: the ident of its thread; found by asking the reactor
             when ``None``.
         :param timeout: seconds to wait for the reactor to answer.
@@ -247,10 +281,10 @@ class ReactorThread:
             borrowed._thread_id = borrowed.submit(threading.get_ident).result(timeout)
         return borrowed
 
-    def _main(self) -> None:
+    def _main(self, reactor: ReactorBase) -> None:
         """The thread's body: run the reactor until it stops."""
         try:
-            self.reactor.run(installSignalHandlers=False)
+            reactor.run(installSignalHandlers=False)
         except BaseException:
             _log.failure("the txsse reactor thread crashed")
         finally:
@@ -266,13 +300,32 @@ class ReactorThread:
         """Whether calls can still be made (not stopped, same process)."""
         if self._stopped or self.pid != os.getpid():
             return False
-        return self._thread.is_alive() if self._thread is not None else self.reactor.running
+        if self._thread is not None:
+            return self._thread.is_alive()
+        return bool(IReactorCore(self.reactor).running)
 
     def in_reactor_thread(self) -> bool:
         """Whether the calling thread is the reactor's thread."""
         return threading.get_ident() == self._thread_id
 
-    def submit(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Call[Any]:
+    # A function returning an awaitable (a Deferred, a coroutine), one returning
+    # a value or a Deferred of it, or (what no _T describes) anything else.
+    @overload
+    def submit(
+        self, function: Callable[_P, Awaitable[_T]], *args: _P.args, **kwargs: _P.kwargs
+    ) -> Call[_T]: ...
+    @overload
+    def submit(
+        self, function: Callable[_P, Awaitable[_T] | _T], *args: _P.args, **kwargs: _P.kwargs
+    ) -> Call[_T]: ...
+    @overload
+    def submit(
+        self, function: Callable[_P, object], *args: _P.args, **kwargs: _P.kwargs
+    ) -> Call[object]: ...
+
+    def submit(
+        self, function: Callable[_P, Awaitable[_T] | _T], *args: _P.args, **kwargs: _P.kwargs
+    ) -> Call[_T]:
         """Run ``function(*args, **kwargs)`` in the reactor thread, from any thread.
 
         ``function`` may return a value, a Deferred or a coroutine; its outcome
@@ -284,17 +337,39 @@ class ReactorThread:
         :returns: the :class:`Call`, to wait on with :meth:`Call.result`.
         :raises ReactorStopped: if the reactor thread is stopped.
         """
-        call: Call[Any] = Call(self)
+        call: Call[_T] = Call(self)
         with self._lock:
             if self._stopped:
                 raise ReactorStopped("the txsse reactor thread is stopped")
             self._calls.add(call)
-        self.reactor.callFromThread(call._run, function, args, kwargs)
+        self.reactor.callFromThread(call._run, lambda: function(*args, **kwargs))
         return call
 
+    # As submit (a keyword argument may not follow ``*args: _P.args``, hence ``...``).
+    @overload
     def call(
-        self, function: Callable[..., Any], *args: Any, timeout: float | None = None, **kwargs: Any
-    ) -> Any:
+        self,
+        function: Callable[..., Awaitable[_T]],
+        *args: object,
+        timeout: float | None = None,
+        **kwargs: object,
+    ) -> _T: ...
+    @overload
+    def call(
+        self,
+        function: Callable[..., Awaitable[_T] | _T],
+        *args: object,
+        timeout: float | None = None,
+        **kwargs: object,
+    ) -> _T: ...
+
+    def call(
+        self,
+        function: Callable[..., Awaitable[_T] | _T],
+        *args: object,
+        timeout: float | None = None,
+        **kwargs: object,
+    ) -> _T:
         """Run ``function`` in the reactor thread and wait for its outcome.
 
         :param function: the callable (may return a Deferred or a coroutine).
@@ -305,9 +380,10 @@ class ReactorThread:
         :raises TimeoutError: when ``timeout`` passed first (the work is cancelled).
         :raises Exception: whatever ``function`` raised or failed with.
         """
-        return self.submit(function, *args, **kwargs).result(timeout)
+        submitted: Call[_T] = self.submit(function, *args, **kwargs)
+        return submitted.result(timeout)
 
-    def _forget(self, call: Call[Any]) -> None:
+    def _forget(self, call: _Waiting) -> None:
         """A call has its outcome."""
         with self._lock:
             self._calls.discard(call)
@@ -331,7 +407,7 @@ class ReactorThread:
             self._release_all()
             return
         if self._thread.is_alive():
-            self.reactor.callFromThread(self.reactor.stop)
+            self.reactor.callFromThread(IReactorCore(self.reactor).stop)
             self._thread.join(timeout)
         self._release_all()
 
@@ -340,8 +416,8 @@ def _running_global_reactor() -> ReactorThread | None:
     """The global reactor, when it runs (or is set up to run) in a background thread."""
     if "twisted.internet.reactor" not in sys.modules:
         return None
-    reactor: Any = default_reactor()
-    if reactor.running:
+    reactor: IReactorFromThreads = default_reactor()
+    if IReactorCore(reactor).running:
         ident: int | None = getattr(threadable, "ioThread", None)
         if (
             ident is None

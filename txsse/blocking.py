@@ -23,11 +23,12 @@ from __future__ import annotations
 import contextlib
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 
 from txsse._blocking import ReactorStopped, reactor_thread, shutdown
 from txsse._event import Event
@@ -38,8 +39,12 @@ from txsse.errors import StreamClosed
 _T = TypeVar("_T")
 
 
-def _create(url: str, reactor: Any, options: dict[str, Any]) -> _AsyncEventSource:
-    """Make and start the asynchronous source (in the reactor thread)."""
+def _create(url: str, reactor: IReactorTime, options: dict[str, Any]) -> _AsyncEventSource:
+    """Make and start the asynchronous source (in the reactor thread).
+
+    ``options`` are :class:`txsse.EventSource`'s keyword arguments, passed on
+    unchanged: it checks them (typing them here would copy its signature).
+    """
     source = _AsyncEventSource(url, reactor=reactor, **options)
     source.startService()
     return source
@@ -64,7 +69,7 @@ def _take(source: _AsyncEventSource) -> list[Event] | Deferred[list[Event]]:
     return source.next().addCallback(lambda event: [event])
 
 
-def _abandon(reactor: Any, source: _AsyncEventSource) -> None:
+def _abandon(reactor: IReactorFromThreads, source: _AsyncEventSource) -> None:
     """Close a source whose blocking wrapper was forgotten (any thread, never blocks)."""
     with contextlib.suppress(Exception):  # the reactor may already be gone at exit
         reactor.callFromThread(source.close)
@@ -101,9 +106,7 @@ class EventSource:
         self._thread = reactor_thread()
         self._url = url
         self._leftover: deque[Event] = deque()
-        self._source: _AsyncEventSource = self._thread.call(
-            _create, url, self._thread.reactor, options
-        )
+        self._source = self._thread.call(_create, url, IReactorTime(self._thread.reactor), options)
         self._finalizer = weakref.finalize(self, _abandon, self._thread.reactor, self._source)
 
     def __repr__(self) -> str:
@@ -136,12 +139,11 @@ class EventSource:
             except IndexError:  # another thread took it
                 pass
         try:
-            call = self._thread.submit(_take, self._source)
-            batch: list[Event] = call.result(timeout, orphan=self._leftover.extend)
+            with self._closed_if_stopped():
+                call = self._thread.submit(_take, self._source)
+                batch = call.result(timeout, orphan=self._leftover.extend)
         except TimeoutError:
             raise TimeoutError(f"no event from {self._url} within {timeout} seconds") from None
-        except ReactorStopped:
-            raise StreamClosed(f"the event source for {self._url} was shut down") from None
         self._leftover.extend(batch[1:])
         return batch[0]
 
@@ -177,9 +179,9 @@ class EventSource:
         :raises TransientError: with ``fail_on_error``, the first error reported.
         """
         try:
-            opened: Opened = self._call(
-                lambda: self._source.when_open(fail_on_error=fail_on_error), timeout=timeout
-            )
+            with self._closed_if_stopped():
+                call = self._thread.submit(self._source.when_open, fail_on_error=fail_on_error)
+                opened = call.result(timeout)
         except TimeoutError:
             last = self._source.last_error
             why = f"; the last attempt failed: {last}" if last is not None else ""
@@ -208,7 +210,8 @@ class EventSource:
 
     def restart(self) -> None:
         """Drop the current connection and reconnect now (or start again after close)."""
-        self._call(self._source.restart)
+        with self._closed_if_stopped():
+            self._thread.call(self._source.restart)
 
     def __enter__(self) -> EventSource:
         return self
@@ -252,13 +255,14 @@ class EventSource:
         """Read the asynchronous source's state in the reactor thread."""
         if self._thread.in_reactor_thread():
             return getter(self._source)
-        result: _T = self._call(getter, self._source)
-        return result
+        with self._closed_if_stopped():
+            return self._thread.call(getter, self._source)
 
-    def _call(self, function: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
-        """Call into the reactor thread; a stopped reactor means a closed source."""
+    @contextlib.contextmanager
+    def _closed_if_stopped(self) -> Iterator[None]:
+        """Calls into the reactor thread: a stopped reactor means a closed source."""
         try:
-            return self._thread.call(function, *args, timeout=timeout)
+            yield
         except ReactorStopped:
             raise StreamClosed(f"the event source for {self._url} was shut down") from None
 
