@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
 import pytest
@@ -172,6 +173,24 @@ def test_prepare_hook_may_return_deferred(harness: Harness) -> None:
     assert harness.agent.requests == []
     token.callback(None)
     assert harness.agent.last.header("Authorization") == "Bearer fresh"
+
+
+def test_prepare_hook_may_return_any_awaitable(harness: Harness) -> None:
+    """An awaitable that is neither a Deferred nor a coroutine is awaited too."""
+    token: Deferred[None] = Deferred()
+
+    class Later:
+        def __await__(self) -> Generator[Any, Any, None]:
+            return token.__await__()
+
+    def prepare(request: RequestAttempt) -> Later:
+        request.headers["Authorization"] = "Bearer later"
+        return Later()
+
+    harness.started(prepare=prepare)
+    assert harness.agent.requests == []
+    token.callback(None)
+    assert harness.agent.last.header("Authorization") == "Bearer later"
 
 
 def test_prepare_hook_may_be_async(harness: Harness) -> None:

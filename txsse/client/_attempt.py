@@ -10,9 +10,8 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
 
-from twisted.internet.defer import CancelledError, Deferred, TimeoutError, ensureDeferred
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError
 from twisted.logger import Logger
 from twisted.web.iweb import IAgent, IResponse
 
@@ -70,10 +69,10 @@ async def request_stream(
     )
     if settings.prepare is not None:
         result = settings.prepare(request)
-        if isinstance(result, Deferred):
+        if inspect.iscoroutine(result):
+            await Deferred.fromCoroutine(result)
+        elif inspect.isawaitable(result):  # a Deferred, or any other awaitable
             await result
-        elif inspect.isawaitable(result):
-            await ensureDeferred(cast(Any, result))
     hops = 0
     while True:
         _log.debug(

@@ -16,8 +16,9 @@ rest.
 from __future__ import annotations
 
 import zlib
-from typing import Any
+from typing import cast
 
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from twisted.web.http_headers import Headers
@@ -60,7 +61,7 @@ def check_encoding(headers: Headers, url: str) -> ContentEncodingError | None:
     return None
 
 
-def deliver_body(response: IResponse, protocol: Any) -> None:
+def deliver_body(response: IResponse, protocol: Protocol) -> None:
     """``response.deliverBody(protocol)``, decoding a gzip or deflate body on the way.
 
     Call :func:`check_encoding` first: a coding that is not decoded here is
@@ -94,10 +95,10 @@ class DecodingProtocol(Protocol):
 
     delivers_per_read = True
 
-    def __init__(self, coding: str, inner: Any) -> None:
+    def __init__(self, coding: str, inner: Protocol) -> None:
         self._coding = coding
         self._inner = inner
-        self._decompressor: Any = (
+        self._decompressor: zlib._Decompress | None = (
             zlib.decompressobj(16 + zlib.MAX_WBITS) if coding != "deflate" else None
         )
         self._input = b""
@@ -164,9 +165,14 @@ class DecodingProtocol(Protocol):
             self._input = b""
             self._inner.connectionLost(reason)
 
+    @property
+    def _producer(self) -> IPushProducer | None:
+        """The body's transport, an ``IPushProducer`` as ``IResponse.deliverBody`` says."""
+        return cast("IPushProducer | None", self.transport)
+
     def _fail(self, error: BaseException) -> None:
         """The body cannot be decompressed: drop the connection, end the inner body."""
-        transport: Any = self.transport
+        transport = self._producer
         if transport is not None:
             transport.stopProducing()
         self._finish(Failure(error))
@@ -177,7 +183,7 @@ class DecodingProtocol(Protocol):
         """Stop decompressing and reading."""
         if not self._paused:
             self._paused = True
-            transport: Any = self.transport
+            transport = self._producer
             if transport is not None and self._end is None:
                 transport.pauseProducing()
 
@@ -186,7 +192,7 @@ class DecodingProtocol(Protocol):
         if self._paused and not self._done:
             self._paused = False
             self._decode()
-            transport: Any = self.transport
+            transport = self._producer
             if not self._paused and transport is not None and self._end is None:
                 transport.resumeProducing()
 
@@ -194,7 +200,7 @@ class DecodingProtocol(Protocol):
         """Drop the body: stop decompressing, drop the connection."""
         self._done = True
         self._input = b""
-        transport: Any = self.transport
+        transport = self._producer
         if transport is not None and self._end is None:
             transport.stopProducing()
 

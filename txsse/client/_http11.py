@@ -20,11 +20,18 @@ every event sends one chunk per event), reaches the body protocol as **one**
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import cast
 
 import httptools
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.endpoints import HostnameEndpoint, connectProtocol, wrapClientTLS
+from twisted.internet.interfaces import (
+    IPushProducer,
+    IReactorTime,
+    IStreamClientEndpoint,
+    ITCPTransport,
+    ITransport,
+)
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from twisted.web.client import (
@@ -36,7 +43,14 @@ from twisted.web.client import (
 )
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import UNKNOWN_LENGTH, IAgent, IBodyProducer, IPolicyForHTTPS, IResponse
+from twisted.web.iweb import (
+    UNKNOWN_LENGTH,
+    IAgent,
+    IBodyProducer,
+    IClientRequest,
+    IPolicyForHTTPS,
+    IResponse,
+)
 from zope.interface import implementer
 
 from txsse.errors import InvalidResponse
@@ -97,7 +111,7 @@ def request_head(method: bytes, uri: URI, headers: Headers | None, length: int |
 class _ChunkedWriter:
     """A consumer that frames what a body producer writes as HTTP/1.1 chunks."""
 
-    def __init__(self, transport: Any) -> None:
+    def __init__(self, transport: ITransport) -> None:
         self._transport = transport
 
     def write(self, data: bytes) -> None:
@@ -124,13 +138,13 @@ class _BodyTransport:
 
     def pauseProducing(self) -> None:
         """Stop reading from the network."""
-        transport: Any = self._connection.transport
+        transport = self._connection.producer
         if transport is not None and not self._connection.finished:
             transport.pauseProducing()
 
     def resumeProducing(self) -> None:
         """Read from the network again."""
-        transport: Any = self._connection.transport
+        transport = self._connection.producer
         if transport is not None and not self._connection.finished:
             transport.resumeProducing()
 
@@ -156,8 +170,8 @@ class StreamResponse:
     :ivar previousResponse: ``None``.
     """
 
-    request: Any = None
-    previousResponse: Any = None
+    request: IClientRequest | None = None
+    previousResponse: IResponse | None = None
 
     def __init__(
         self,
@@ -174,22 +188,23 @@ class StreamResponse:
         self.headers = headers
         self.length = length
         self._connection = connection
-        self._protocol: Any = None
+        self._protocol: Protocol | None = None
         self._buffer: list[bytes] = []
         self._end: Failure | None = None
 
-    def setPreviousResponse(self, response: Any) -> None:
+    def setPreviousResponse(self, response: IResponse) -> None:
         """Part of ``IResponse``; redirects are followed by the caller, so unused.
 
         :param response: the previous response.
         """
         self.previousResponse = response
 
-    def deliverBody(self, protocol: Any) -> None:
+    def deliverBody(self, protocol: Protocol) -> None:
         """Deliver the body to ``protocol``: bytes as they arrive, then ``connectionLost``.
 
-        :param protocol: an ``IProtocol``; its transport pauses, resumes and stops
-            the connection.
+        :param protocol: the body protocol; its transport (an ``IPushProducer``, not
+            an ``ITransport``, as with Twisted's own responses) pauses, resumes and
+            stops the connection.
         :raises RuntimeError: when called a second time.
         """
         if self._protocol is not None:
@@ -230,7 +245,7 @@ class _StreamClientProtocol(Protocol):
     :param head_only: the request was ``HEAD``: the response has no body.
     """
 
-    def __init__(self, head: bytes, body: Any, head_only: bool) -> None:
+    def __init__(self, head: bytes, body: IBodyProducer | None, head_only: bool) -> None:
         self._head = head
         self._body = body
         self._head_only = head_only
@@ -278,7 +293,8 @@ class _StreamClientProtocol(Protocol):
 
     def connectionMade(self) -> None:
         """Send the request."""
-        transport: Any = self.transport
+        transport = self.transport
+        assert transport is not None  # makeConnection set it
         transport.write(self._head)
         body = self._body
         if body is not None:
@@ -330,7 +346,8 @@ class _StreamClientProtocol(Protocol):
                 self._result.body_data(body)
         if self._message_done or self._head_only:
             self._end_body(Failure(ResponseDone("the response body ended")))
-            transport: Any = self.transport
+            transport = self.transport
+            assert transport is not None  # a connection is receiving
             transport.loseConnection()
 
     def _fire(self) -> None:
@@ -380,6 +397,15 @@ class _StreamClientProtocol(Protocol):
             self.response.errback(failure)
 
     @property
+    def producer(self) -> IPushProducer | None:
+        """The connection's transport as what it also is: a push producer.
+
+        TCP and TLS transports pause and resume reading (``TLSMemoryBIOProtocol``
+        without declaring ``IPushProducer``); ``None`` before the connection is made.
+        """
+        return cast("IPushProducer | None", self.transport)
+
+    @property
     def finished(self) -> bool:
         """Whether the body ended or the connection was dropped."""
         return self._stopped or self._ended
@@ -394,7 +420,8 @@ class _StreamClientProtocol(Protocol):
     def stop(self) -> None:
         """Drop the connection now (the body, if any, ends when it is gone)."""
         self._stopped = True
-        transport: Any = self.transport
+        # TCP and TLS transports (``TLSMemoryBIOProtocol`` is an ``ITLSTransport``)
+        transport = cast("ITCPTransport | None", self.transport)
         if transport is not None:
             transport.abortConnection()
 
@@ -428,13 +455,14 @@ class _StreamClientProtocol(Protocol):
 class HTTP11StreamAgent:
     """An ``IAgent`` for event streams: a new connection per request, never reused.
 
-    :param reactor: the reactor to connect with (``IReactorTCP``, and for
-        ``https`` ``IReactorSSL``/TLS support through ``wrapClientTLS``).
+    :param reactor: the reactor to connect with: an ``IReactorTime`` that is
+        also an ``IReactorTCP`` (``HostnameEndpoint`` needs both; ``https`` adds
+        TLS through ``wrapClientTLS``).
     :param tls: the ``IPolicyForHTTPS`` giving each host's TLS connection creator;
         by default ``BrowserLikePolicyForHTTPS`` (system CAs, host name checked).
     """
 
-    def __init__(self, reactor: Any, tls: IPolicyForHTTPS | None = None) -> None:
+    def __init__(self, reactor: IReactorTime, tls: IPolicyForHTTPS | None = None) -> None:
         self._reactor = reactor
         self._tls: IPolicyForHTTPS = tls or BrowserLikePolicyForHTTPS()
 
@@ -463,7 +491,7 @@ class HTTP11StreamAgent:
             host = parsed.host.decode("ascii")
         except UnicodeDecodeError:
             return fail(ValueError(f"the host of {uri!r} is not ASCII (use IDNA)"))
-        endpoint: Any = HostnameEndpoint(self._reactor, host, parsed.port)
+        endpoint: IStreamClientEndpoint = HostnameEndpoint(self._reactor, host, parsed.port)
         if parsed.scheme == b"https":
             creator = self._tls.creatorForNetloc(parsed.host, parsed.port)
             endpoint = wrapClientTLS(creator, endpoint)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Generator
-from typing import Any, Generic, NoReturn, TypeVar
+from typing import Generic, NoReturn, TypeVar
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
@@ -131,7 +131,7 @@ class Ready(Generic[_T]):
     def __init__(self, value: _T) -> None:
         self.value = value
 
-    def __await__(self) -> Generator[Any, None, _T]:
+    def __await__(self) -> Generator[None, None, _T]:
         """Return the value without suspending.
 
         :returns: the value.

@@ -12,11 +12,11 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import Any
 
 from OpenSSL import SSL, crypto
 from twisted.internet import ssl
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.web.client import BrowserLikePolicyForHTTPS
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
@@ -72,13 +72,15 @@ class _PinnedCreator:
         self._pins = pins
         self._hostname = hostname
 
-    def _verify(self, conn: Any, cert: Any, errno: int, depth: int, ok: int) -> bool:
+    def _verify(
+        self, conn: SSL.Connection, cert: crypto.X509, errno: int, depth: int, ok: int
+    ) -> bool:
         if depth > 0:
             return True
         digest: bytes = cert.digest("sha256")
         return digest.decode("ascii").replace(":", "").lower() in self._pins
 
-    def clientConnectionForTLS(self, tls_protocol: Any) -> SSL.Connection:
+    def clientConnectionForTLS(self, tls_protocol: TLSMemoryBIOProtocol) -> SSL.Connection:
         """A TLS connection for ``tls_protocol``.
 
         :param tls_protocol: the ``TLSMemoryBIOProtocol`` that will use it.
