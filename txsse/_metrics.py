@@ -15,8 +15,8 @@ import math
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
-from typing import Any, cast
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
@@ -33,42 +33,151 @@ from txsse.client import Opened, ReadyState, Received, Reconnect
 from txsse.errors import ParseError
 from txsse.server import IEventChannel, ISubscriber, Replay
 
+if TYPE_CHECKING:
+    # Qualified where used: both are called EventSource.
+    import txsse.blocking
+    import txsse.client
+    from txsse.hub import Hub
+
 _CLIENT = "stream"
 _SERVER = "channel"
 
+_Owner = TypeVar("_Owner")
 
-#: (key, kind, name, help, extra labels) of the client metrics, labelled by stream.
-_CLIENT_METRICS: tuple[tuple[str, type, str, str, tuple[str, ...]], ...] = (
-    ("connections", _Counter, "txsse_client_connections",
-     "Streams opened (responses accepted as event streams).", ()),
-    ("reconnections", _Counter, "txsse_client_reconnections",
-     "Reconnections scheduled, by the error that caused them.", ("reason",)),
-    ("parse_errors", _Counter, "txsse_client_parse_errors",
-     "Streams dropped because they could not be parsed (line or event too long).", ()),
-    ("ready_state", _Gauge, "txsse_client_ready_state",
-     "The ready state: 0 connecting, 1 open, 2 closed.", ()),
-    ("idle", _Gauge, "txsse_client_seconds_since_last_byte",
-     "Seconds since the last byte arrived (NaN before the first one).", ()),
-)  # fmt: skip
+#: (metric name, help, how to read the owner's count) of a counter kept as a plain int.
+_Summed = tuple[str, str, Callable[[_Owner], int]]
 
-#: The same for the channel metrics, labelled by channel.
-_SERVER_METRICS: tuple[tuple[str, type, str, str, tuple[str, ...]], ...] = (
-    ("subscribers", _Gauge, "txsse_server_subscribers",
-     "Subscribers receiving the channel's events now.", ()),
-    ("published", _Counter, "txsse_server_events_published",
-     "Events published (stored and fanned out).", ()),
-    ("replayed", _Counter, "txsse_server_events_replayed",
-     "Events sent from the history to resuming subscribers.", ()),
-    ("evictions", _Counter, "txsse_server_slow_client_evictions",
-     "Subscribers disconnected for not reading (max_unsent exceeded).", ()),
-    ("replay_requests", _Counter, "txsse_server_replay_requests",
-     "Subscriptions that asked to resume after a Last-Event-ID.", ()),
-    ("gaps", _Counter, "txsse_server_replay_gaps",
-     "Resumptions from an id no longer (or never) in the history.", ()),
-    ("errors", _Counter, "txsse_server_channel_errors",
-     "Channel (Redis) failures, by operation: publish, subscribe, or deliver "
-     "(subscribers ended because events could not be read).", ("operation",)),
-)  # fmt: skip
+
+class _Sums(Generic[_Owner]):
+    """Counters kept as plain ints by their owners (hot paths), summed by label at scrape time.
+
+    Owners are kept for good, as a labelled series is: a counter never goes back.
+
+    :param label: the label name (``stream`` or ``channel``).
+    :param counters: the counters.
+    """
+
+    def __init__(self, label: str, counters: tuple[_Summed[_Owner], ...]) -> None:
+        self.label = label
+        self.counters = counters
+        self.owners: list[tuple[str, _Owner]] = []
+
+    def add(self, value_label: str, owner: _Owner) -> None:
+        """Sum ``owner``'s counts under ``value_label`` from now on."""
+        self.owners.append((value_label, owner))
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        """One counter family per counter, one sample per label value."""
+        owners = tuple(self.owners)
+        for name, doc, count in self.counters:
+            totals: dict[str, int] = {}
+            for value_label, owner in owners:
+                totals[value_label] = totals.get(value_label, 0) + count(owner)
+            family = CounterMetricFamily(name, doc, labels=[self.label])
+            for value_label, total in totals.items():
+                family.add_metric([value_label], total)
+            yield family
+
+
+class _ClientMetrics:
+    """The client metrics of one registry, labelled by stream."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        stream = [_CLIENT]
+        self.connections = _Counter(
+            "txsse_client_connections",
+            "Streams opened (responses accepted as event streams).",
+            stream,
+            registry=registry,
+        )
+        self.reconnections = _Counter(
+            "txsse_client_reconnections",
+            "Reconnections scheduled, by the error that caused them.",
+            [*stream, "reason"],
+            registry=registry,
+        )
+        self.parse_errors = _Counter(
+            "txsse_client_parse_errors",
+            "Streams dropped because they could not be parsed (line or event too long).",
+            stream,
+            registry=registry,
+        )
+        self.ready_state = _Gauge(
+            "txsse_client_ready_state",
+            "The ready state: 0 connecting, 1 open, 2 closed.",
+            stream,
+            registry=registry,
+        )
+        self.idle = _Gauge(
+            "txsse_client_seconds_since_last_byte",
+            "Seconds since the last byte arrived (NaN before the first one).",
+            stream,
+            registry=registry,
+        )
+        #: The counters updated on every chunk: plain ints, summed when scraped.
+        self.sums: _Sums[SourceMetrics] = _Sums(_CLIENT, (
+            ("txsse_client_events", "Events received.", lambda owner: owner.events),
+            ("txsse_client_received_bytes", "Bytes of event-stream bodies received.",
+             lambda owner: owner.bytes),
+        ))  # fmt: skip
+        registry.register(self.sums)
+
+
+class _ServerMetrics:
+    """The channel metrics of one registry, labelled by channel."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        channel = [_SERVER]
+        self.subscribers = _Gauge(
+            "txsse_server_subscribers",
+            "Subscribers receiving the channel's events now.",
+            channel,
+            registry=registry,
+        )
+        self.published = _Counter(
+            "txsse_server_events_published",
+            "Events published (stored and fanned out).",
+            channel,
+            registry=registry,
+        )
+        self.replayed = _Counter(
+            "txsse_server_events_replayed",
+            "Events sent from the history to resuming subscribers.",
+            channel,
+            registry=registry,
+        )
+        self.evictions = _Counter(
+            "txsse_server_slow_client_evictions",
+            "Subscribers disconnected for not reading (max_unsent exceeded).",
+            channel,
+            registry=registry,
+        )
+        self.replay_requests = _Counter(
+            "txsse_server_replay_requests",
+            "Subscriptions that asked to resume after a Last-Event-ID.",
+            channel,
+            registry=registry,
+        )
+        self.gaps = _Counter(
+            "txsse_server_replay_gaps",
+            "Resumptions from an id no longer (or never) in the history.",
+            channel,
+            registry=registry,
+        )
+        self.errors = _Counter(
+            "txsse_server_channel_errors",
+            "Channel (Redis) failures, by operation: publish, subscribe, or deliver "
+            "(subscribers ended because events could not be read).",
+            [*channel, "operation"],
+            registry=registry,
+        )
+        #: The counter updated for every subscriber of every broadcast.
+        self.sums: _Sums[MeteredChannel[IEventChannel]] = _Sums(_SERVER, (
+            ("txsse_server_events_delivered",
+             "Live events written to subscribers (one per event per subscriber).",
+             lambda owner: owner.delivered),
+        ))  # fmt: skip
+        registry.register(self.sums)
 
 
 class _Family:
@@ -76,11 +185,10 @@ class _Family:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self._registry = weakref.ref(registry)
-        self._client: dict[str, Any] | None = None
-        self._server: dict[str, Any] | None = None
-        self._redis: Any = None
+        self._client: _ClientMetrics | None = None
+        self._server: _ServerMetrics | None = None
+        self._redis: _Gauge | None = None
         self._hub: HubCollector | None = None
-        self._sums: dict[str, _Sums] = {}
 
     @property
     def registry(self) -> CollectorRegistry:
@@ -89,76 +197,17 @@ class _Family:
         assert registry is not None
         return registry
 
-    def _build(
-        self, specs: tuple[tuple[str, type, str, str, tuple[str, ...]], ...], label: str
-    ) -> dict[str, Any]:
-        return {
-            key: kind(name, help, [label, *extra], registry=self.registry)
-            for key, kind, name, help, extra in specs
-        }
-
-    def summed(self, label: str, counters: _Counters, measured: Any) -> None:
-        """Export ``measured``'s plain-int counters, summed by label when scraped.
-
-        :param label: the label name (``stream`` or ``channel``).
-        :param counters: (metric name, help, attribute) of each counter.
-        :param measured: an object with ``name`` (the label value) and the attributes.
-        """
-        sums = self._sums.get(label)
-        if sums is None:
-            sums = self._sums[label] = _Sums(label, counters)
-            self.registry.register(sums)
-        sums.measured.append(measured)
-
-    def client(self) -> dict[str, Any]:
+    def client(self) -> _ClientMetrics:
         """The client metrics, labelled by stream."""
         if self._client is None:
-            self._client = self._build(_CLIENT_METRICS, _CLIENT)
+            self._client = _ClientMetrics(self.registry)
         return self._client
 
-    def server(self) -> dict[str, Any]:
+    def server(self) -> _ServerMetrics:
         """The channel metrics, labelled by channel."""
         if self._server is None:
-            self._server = self._build(_SERVER_METRICS, _SERVER)
+            self._server = _ServerMetrics(self.registry)
         return self._server
-
-
-_Counters = tuple[tuple[str, str, str], ...]
-
-#: The client counters updated on every chunk: plain ints, summed when scraped.
-_CLIENT_SUMS: _Counters = (
-    ("txsse_client_events", "Events received.", "events"),
-    ("txsse_client_received_bytes", "Bytes of event-stream bodies received.", "bytes"),
-)
-#: The channel counter updated for every subscriber of every broadcast.
-_SERVER_SUMS: _Counters = (
-    ("txsse_server_events_delivered",
-     "Live events written to subscribers (one per event per subscriber).", "delivered"),
-)  # fmt: skip
-
-
-class _Sums:
-    """Counters kept as plain ints by their owners (hot paths), summed by label at scrape time.
-
-    Owners are kept for good, as a labelled series is: a counter never goes back.
-    """
-
-    def __init__(self, label: str, counters: _Counters) -> None:
-        self.label = label
-        self.counters = counters
-        self.measured: list[Any] = []
-
-    def collect(self) -> Iterator[CounterMetricFamily]:
-        """One counter family per counter, one sample per label value."""
-        measured = tuple(self.measured)
-        for name, doc, attribute in self.counters:
-            totals: dict[str, int] = {}
-            for owner in measured:
-                totals[owner.name] = totals.get(owner.name, 0) + getattr(owner, attribute)
-            family = CounterMetricFamily(name, doc, labels=[self.label])
-            for value_label, total in totals.items():
-                family.add_metric([value_label], total)
-            yield family
 
 
 _families: weakref.WeakKeyDictionary[CollectorRegistry, _Family] = weakref.WeakKeyDictionary()
@@ -197,7 +246,7 @@ class SourceMetrics:
     """The observers that count one event source's activity.
 
     :param source: a :class:`txsse.EventSource` or a
-        :class:`txsse.blocking.EventSource` (anything with ``on``/``off``).
+        :class:`txsse.blocking.EventSource` (observed with ``on``/``off``).
     :param name: the ``stream`` label.
     :param registry: the Prometheus registry.
     :param clock: the time function for ``seconds_since_last_byte``.
@@ -205,7 +254,7 @@ class SourceMetrics:
 
     def __init__(
         self,
-        source: Any,
+        source: txsse.client.EventSource | txsse.blocking.EventSource,
         name: str,
         registry: CollectorRegistry | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -215,27 +264,19 @@ class SourceMetrics:
         self._source = source
         self._clock = clock
         self._last_byte = math.nan
-        self._connections = metrics["connections"].labels(name)
-        self._reconnections = metrics["reconnections"]
+        self._connections = metrics.connections.labels(name)
+        self._reconnections = metrics.reconnections
         #: Events and bytes received: plain ints on the hot path (one update
         #: per chunk), read by the family's collector when metrics are scraped.
         self.events = 0
         self.bytes = 0
-        family(registry).summed(_CLIENT, _CLIENT_SUMS, self)
-        self._parse_errors = metrics["parse_errors"].labels(name)
-        self._ready = metrics["ready_state"].labels(name)
+        metrics.sums.add(name, self)
+        self._parse_errors = metrics.parse_errors.labels(name)
+        self._ready = metrics.ready_state.labels(name)
         self._ready_lock = threading.Lock()
         self._ready_seen = False
-        metrics["idle"].labels(name).set_function(self._idle)
-        self._observers: list[tuple[str, Callable[[Any], object]]] = [
-            ("open", self._opened),
-            ("reconnect", self._reconnecting),
-            ("error", self._error),
-            ("state", self._state),
-            ("data", self._data),
-        ]
-        for signal, observer in self._observers:
-            source.on(signal, observer)
+        metrics.idle.labels(name).set_function(self._idle)
+        self._observe(attach=True)
         # Read after subscribing (a blocking source changes state meanwhile, in
         # its reactor thread): keep what a "state" signal may already have set.
         current = int(source.ready_state)
@@ -245,8 +286,16 @@ class SourceMetrics:
 
     def remove(self) -> None:
         """Stop observing the source (its series keep their last values)."""
-        for signal, observer in self._observers:
-            self._source.off(signal, observer)
+        self._observe(attach=False)
+
+    def _observe(self, attach: bool) -> None:
+        """Subscribe each observer to its signal of the source (or unsubscribe it)."""
+        method = self._source.on if attach else self._source.off
+        method("open", self._opened)
+        method("reconnect", self._reconnecting)
+        method("error", self._error)
+        method("state", self._state)
+        method("data", self._data)
 
     def _idle(self) -> float:
         return self._clock() - self._last_byte
@@ -283,12 +332,12 @@ class _MeteredSubscriber:
 
     __slots__ = ("_channel", "inner")
 
-    def __init__(self, channel: MeteredChannel, inner: ISubscriber) -> None:
+    def __init__(self, channel: MeteredChannel[IEventChannel], inner: ISubscriber) -> None:
         self._channel = channel
         self.inner = inner
 
     def send(self, chunk: bytes) -> None:
-        inner: Any = self.inner
+        inner = self.inner
         was_open = getattr(inner, "open", True)
         inner.send(chunk)
         if not was_open or getattr(inner, "open", True):
@@ -299,8 +348,12 @@ class _MeteredSubscriber:
         self.inner.end()
 
 
+#: The wrapped channel's type (covariant: a metered Redis channel is a metered channel).
+_Channel = TypeVar("_Channel", bound=IEventChannel, covariant=True)
+
+
 @implementer(IEventChannel)
-class MeteredChannel:
+class MeteredChannel(Generic[_Channel]):
     """An :class:`~txsse.server.IEventChannel` that counts what passes through it.
 
     Publishing, subscribing and the events each subscriber is sent are
@@ -313,22 +366,22 @@ class MeteredChannel:
     """
 
     def __init__(
-        self, channel: IEventChannel, name: str, registry: CollectorRegistry | None = None
+        self, channel: _Channel, name: str, registry: CollectorRegistry | None = None
     ) -> None:
         metrics = family(registry).server()
         self.channel = channel
         self.name = name
         self._wrapped: dict[ISubscriber, _MeteredSubscriber] = {}
-        self._published = metrics["published"].labels(name)
+        self._published = metrics.published.labels(name)
         #: Live events written to subscribers (see ``_Sums``).
         self.delivered = 0
-        family(registry).summed(_SERVER, _SERVER_SUMS, self)
-        self._replayed = metrics["replayed"].labels(name)
-        self._evictions = metrics["evictions"].labels(name)
-        self._replay_requests = metrics["replay_requests"].labels(name)
-        self._gaps = metrics["gaps"].labels(name)
-        self._errors = metrics["errors"]
-        metrics["subscribers"].labels(name).set_function(lambda: len(self._wrapped))
+        metrics.sums.add(name, self)
+        self._replayed = metrics.replayed.labels(name)
+        self._evictions = metrics.evictions.labels(name)
+        self._replay_requests = metrics.replay_requests.labels(name)
+        self._gaps = metrics.gaps.labels(name)
+        self._errors = metrics.errors
+        metrics.subscribers.labels(name).set_function(lambda: len(self._wrapped))
         self._last_chunk = b""
         self._last_count = 0
 
@@ -337,7 +390,8 @@ class MeteredChannel:
         """The wrapped channel's history size."""
         return int(self.channel.history)
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> object:
+        """The wrapped channel's attribute (typed: read it from :attr:`channel`)."""
         return getattr(self.channel, name)
 
     def __repr__(self) -> str:
@@ -346,14 +400,15 @@ class MeteredChannel:
     # Publishing
 
     def publish(
-        self, data: str, event: str | None = None, id: str | None = None, **extra: Any
+        self, data: str, event: str | None = None, id: str | None = None, **extra: object
     ) -> object:
         """Publish through the wrapped channel, counting the event (see IEventChannel).
 
         Extra keyword arguments (such as ``RedisStreamChannel``'s ``fields``) go
         to the wrapped channel.
         """
-        publish: Any = self.channel.publish
+        # IEventChannel.publish has no extra keywords; the wrapped channel's may.
+        publish: Callable[..., object] = self.channel.publish
         return self._count_publish(publish(data, event, id, **extra))
 
     def publish_json(self, obj: object, event: str | None = None, id: str | None = None) -> object:
@@ -430,10 +485,19 @@ class MeteredChannel:
         self._errors.labels(self.name, "deliver").inc()
 
 
-def watch_redis(connection: Any, registry: CollectorRegistry | None = None) -> None:
+class _Connected(Protocol):
+    """A :class:`~txsse.hub.RedisConnection`, or the hub's :class:`~txsse.hub.RedisServers`."""
+
+    @property
+    def connected(self) -> bool:
+        """Whether Redis answers commands now."""
+
+
+def watch_redis(connection: _Connected, registry: CollectorRegistry | None = None) -> None:
     """Export whether a Redis connection is up, as ``txsse_server_redis_connected``.
 
-    :param connection: a :class:`txsse.server.RedisConnection` (its ``connected``).
+    :param connection: a :class:`txsse.hub.RedisConnection` (its ``connected``),
+        or :class:`txsse.hub.RedisServers` (all of them connected).
     :param registry: the Prometheus registry.
     """
     metrics = family(registry)
@@ -446,6 +510,33 @@ def watch_redis(connection: Any, registry: CollectorRegistry | None = None) -> N
     metrics._redis.set_function(lambda: 1.0 if connection.connected else 0.0)
 
 
+class _ServerStatus(Protocol):
+    """How one Redis server is doing (an item of ``RedisServers.status()``)."""
+
+    @property
+    def server(self) -> str:
+        """The server's name."""
+
+    @property
+    def connected(self) -> bool:
+        """Whether it answers commands."""
+
+    @property
+    def connections(self) -> int:
+        """Connections open to it."""
+
+    @property
+    def topics(self) -> int:
+        """Topics whose pub/sub channel is subscribed on it."""
+
+
+class _Servers(Protocol):
+    """The hub's :class:`~txsse.hub.RedisServers`: how each server is doing."""
+
+    def status(self) -> Sequence[_ServerStatus]:
+        """One status per server."""
+
+
 class HubCollector:
     """The ``txsse_hub_*`` gauges of one hub process, read when metrics are scraped.
 
@@ -456,18 +547,16 @@ class HubCollector:
     :param servers: the hub's ``RedisServers`` (its ``status()``), or ``None``.
     """
 
-    def __init__(self, hub: Any, servers: Any = None) -> None:
+    def __init__(self, hub: Hub, servers: _Servers | None = None) -> None:
         self.watch(hub, servers)
 
-    def watch(self, hub: Any, servers: Any = None) -> None:
+    def watch(self, hub: Hub, servers: _Servers | None = None) -> None:
         """Read this hub (and servers) from now on."""
         self._hub = hub
         self._servers = servers
 
     def _topics(self) -> int:
-        router = self._hub.router
-        count = getattr(router, "channel_count", None)
-        return int(count) if count is not None else len(router.resources())
+        return self._hub.router.channel_count
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """The gauges, from the hub's state now."""
@@ -479,7 +568,7 @@ class HubCollector:
             self._hub.subscribers,
         )  # fmt: skip
         status = self._servers.status() if self._servers is not None else []
-        families = (
+        families: tuple[tuple[str, str, Callable[[_ServerStatus], float]], ...] = (
             ("txsse_hub_redis_connected", "1 while the Redis server answers commands.",
              lambda s: 1.0 if s.connected else 0.0),
             ("txsse_hub_redis_connections",
@@ -496,7 +585,9 @@ class HubCollector:
             yield family
 
 
-def watch_hub(hub: Any, servers: Any = None, registry: CollectorRegistry | None = None) -> None:
+def watch_hub(
+    hub: Hub, servers: _Servers | None = None, registry: CollectorRegistry | None = None
+) -> None:
     """Export the ``txsse_hub_*`` gauges of a hub process.
 
     :param hub: the :class:`txsse.hub.Hub`.

@@ -7,7 +7,7 @@ and no metric costs any time. See ``docs/metrics.md`` for every metric.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 try:
     from prometheus_client import CollectorRegistry
@@ -31,9 +31,19 @@ from txsse._metrics import (
 )
 from txsse.server import IEventChannel
 
+if TYPE_CHECKING:
+    # Qualified where used: both are called EventSource.
+    import txsse.blocking
+    import txsse.client
+
+_Channel = TypeVar("_Channel", bound=IEventChannel)
+
 
 def instrument_source(
-    source: Any, *, name: str | None = None, registry: CollectorRegistry | None = None
+    source: txsse.client.EventSource | txsse.blocking.EventSource,
+    *,
+    name: str | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> SourceMetrics:
     """Count what an event source does, under the label ``stream=name``.
 
@@ -51,8 +61,8 @@ def instrument_source(
 
 
 def instrument_channel(
-    channel: IEventChannel, name: str, *, registry: CollectorRegistry | None = None
-) -> MeteredChannel:
+    channel: _Channel, name: str, *, registry: CollectorRegistry | None = None
+) -> MeteredChannel[_Channel]:
     """Wrap a channel so that what passes through it is counted (label ``channel=name``).
 
     Serve the returned channel (``EventStreamResource(instrument_channel(...))``)
