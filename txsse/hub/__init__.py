@@ -6,10 +6,17 @@
 imported on first use, since they need ``pip install txsse[redis]``.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from txsse.hub._relay import UpstreamRelay
 from txsse.hub._resource import TOPIC_NAME, Hub
+
+if TYPE_CHECKING:  # imported on first use at run time (see __getattr__)
+    from txsse.hub._lease import RedisLease
+    from txsse.hub._pubsub import RedisPubSub
+    from txsse.hub._redis import RedisStreamChannel
+    from txsse.hub._redisconn import RedisConnection
+    from txsse.hub._servers import RedisServers
 
 __all__ = [
     "TOPIC_NAME",
@@ -31,7 +38,7 @@ _REDIS = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     """Import the Redis names on first use: they need ``pip install txsse[redis]``."""
     module = _REDIS.get(name)
     if module is None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from twisted.application.service import IService, MultiService
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -18,6 +20,9 @@ from txsse._validate import positive_int_option, seconds_option
 from txsse.hub._relay import UpstreamRelay
 from txsse.hub._resource import TOPIC_NAME, Hub, host_name
 from txsse.server import EventStreamService, IEventChannel, MemoryChannel
+
+if TYPE_CHECKING:  # imported where used: txredisapi is optional (txsse[redis])
+    from txsse.hub._servers import RedisServers
 
 _log = Logger()
 
@@ -59,7 +64,7 @@ class Options(PluginOptions):
         "--redis every hub process on the same Redis serves the same topics and ids."
     )
 
-    optParameters: list[list[Any]] = [
+    optParameters: list[list[object]] = [
         [
             "port",
             "p",
@@ -236,50 +241,54 @@ def makeService(options: Options) -> IService:
     for warning in getattr(options, "warnings", ()):
         _log.warn("{warning}", warning=warning)
     history: int = options["history"]
-    available: Any = lambda: True  # noqa: E731
-    factory: Any
-    servers: Any = None
+    available: Callable[[], bool] = lambda: True  # noqa: E731
+    factory: Callable[[str], IEventChannel]
+    servers: RedisServers | None = None
     if options["redis"]:
         # Imported here: txredisapi is an optional dependency (txsse[redis]).
         from txsse.hub._lease import RedisLease
-        from txsse.hub._redis import RedisStreamChannel
+        from txsse.hub._redis import RedisStreamChannel, newest_fields
         from txsse.hub._servers import RedisServers
 
-        servers = RedisServers(options["redis"])
-        servers.setServiceParent(top)
+        redis = servers = RedisServers(options["redis"])
+        redis.setServiceParent(top)
         prefix: str = options["redis-prefix"]
         # New subscribers get 503 at once when no server answers; when only
         # some do, the topics on the others answer 503 (their channel fails).
-        available = lambda: any(c.connected for c in servers.connections)  # noqa: E731
+        available = lambda: any(c.connected for c in redis.connections)  # noqa: E731
 
-        def factory(topic: str) -> IEventChannel:
-            return RedisStreamChannel(servers.for_topic(topic), prefix + topic, history=history)
+        def redis_channel(topic: str) -> IEventChannel:
+            return RedisStreamChannel(redis.for_topic(topic), prefix + topic, history=history)
+
+        factory = redis_channel
 
         def relay_for(topic: str, url: str) -> UpstreamRelay:
             # One process of the group relays (a lease in Redis); the upstream id
             # is stored with each entry, so whoever relays next resumes after it.
             # The channel is looked up each time: an idle topic is dropped.
-            redis = servers.for_topic(topic)
-            lease = RedisLease(redis, f"{prefix}{topic}:relay", ttl=options["relay-lease"])
+            server = redis.for_topic(topic)
+            lease = RedisLease(server, f"{prefix}{topic}:relay", ttl=options["relay-lease"])
 
-            def publish(data: str, event: str | None, upstream_id: str) -> Any:
+            def publish(data: str, event: str | None, upstream_id: str) -> object:
                 fields = {"upstream-id": upstream_id} if upstream_id else None
                 return hub.router.publish(topic, data, event, fields=fields)
 
-            def resume() -> Any:
-                channel: Any = hub.channel(topic)
-                return channel.newest_fields().addCallback(
+            def resume() -> Deferred[str | None]:
+                hub.channel(topic)  # make the topic (or raise ChannelLimitReached) first
+                return newest_fields(server, prefix + topic).addCallback(
                     lambda fields: (fields or {}).get("upstream-id")
                 )
 
             return UpstreamRelay(topic, url, publish, lease=lease, resume=resume)
 
-        backend = "Redis at " + ", ".join(servers.names)
+        backend = "Redis at " + ", ".join(redis.names)
         topic_ttl = None  # the history stays in Redis
     else:
 
-        def factory(topic: str) -> IEventChannel:
+        def memory_channel(topic: str) -> IEventChannel:
             return MemoryChannel(history)
+
+        factory = memory_channel
 
         def relay_for(topic: str, url: str) -> UpstreamRelay:
             return UpstreamRelay(topic, url, lambda data, event, _: hub.publish(topic, data, event))
@@ -288,17 +297,18 @@ def makeService(options: Options) -> IService:
         topic_ttl = options["topic-ttl"]
         if topic_ttl is None:
             topic_ttl = DEFAULT_TOPIC_TTL
-    metrics: Any = None
-    if options.get("metrics"):
-        # Imported only here: prometheus-client is optional (txsse[metrics]).
+    metered = bool(options.get("metrics"))
+    if metered:
+        # Imported only where used: prometheus-client is optional (txsse[metrics]).
         from txsse import metrics
 
         plain_factory = factory
 
-        def factory(topic: str) -> IEventChannel:
-            metered: IEventChannel = metrics.instrument_channel(plain_factory(topic), topic)
-            return metered
+        def metered_channel(topic: str) -> IEventChannel:
+            channel: IEventChannel = metrics.instrument_channel(plain_factory(topic), topic)
+            return channel
 
+        factory = metered_channel
         if servers is not None:
             metrics.watch_redis(servers)
         metrics_option_service(options["metrics"]).setServiceParent(top)
@@ -317,15 +327,17 @@ def makeService(options: Options) -> IService:
         topic_ttl=topic_ttl,
         available=available,
     )
-    if metrics is not None:
-        metrics.watch_hub(hub, servers)
     port = options["port"]
     ListeningService("--port", port, hub.site(), listen_on=with_backlog(port)).setServiceParent(top)
     EventStreamService(hub, final_retry=options["shutdown-retry"] or None).setServiceParent(top)
-    for topic, url in options["upstream"]:
-        relay = relay_for(topic, url)
+    relays = [relay_for(topic, url) for topic, url in options["upstream"]]
+    for relay in relays:
         relay.setServiceParent(top)
-        if metrics is not None:
+    if metered:
+        from txsse import metrics
+
+        metrics.watch_hub(hub, servers)
+        for relay in relays:
             metrics.instrument_source(relay.source)
     _log.info(
         "sse-hub on {port}, topics in {backend}, {upstreams} upstream relay(s)",

@@ -171,6 +171,24 @@ def _joined(reply: RedisReply) -> _Joined:
     raise _unexpected(reply, "the reply of txsse's join script")
 
 
+def newest_fields(redis: RedisConnection, key: str) -> Deferred[dict[str, str] | None]:
+    """The text fields of the newest entry of the stream ``key`` (``XREVRANGE + - COUNT 1``).
+
+    :param redis: the connection to the server that holds the stream.
+    :param key: the stream's key.
+    :returns: see :meth:`RedisStreamChannel.newest_fields`.
+    """
+
+    def fields(reply: RedisReply) -> dict[str, str] | None:
+        entries = _entries(reply)
+        if not entries:
+            return None
+        values = entries[0][1]
+        return {name: value for name, value in values.items() if isinstance(value, str)}
+
+    return redis.execute("XREVRANGE", key, "+", "-", "COUNT", "1").addCallback(fields)
+
+
 def _parse_id(text: str) -> _StreamId:
     match = _ID.match(text)
     if match is None:
@@ -297,16 +315,7 @@ class RedisStreamChannel:
             empty; it fails with :class:`~txsse.errors.ChannelUnavailable`
             while Redis is unreachable.
         """
-        d = self._redis.execute("XREVRANGE", self.key, "+", "-", "COUNT", "1")
-
-        def fields(reply: RedisReply) -> dict[str, str] | None:
-            entries = _entries(reply)
-            if not entries:
-                return None
-            values = entries[0][1]
-            return {name: value for name, value in values.items() if isinstance(value, str)}
-
-        return d.addCallback(fields)
+        return newest_fields(self._redis, self.key)
 
     def publish_json(
         self, obj: object, event: str | None = None, id: str | None = None

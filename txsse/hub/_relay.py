@@ -24,7 +24,7 @@ from txsse._reactor import default_reactor
 from txsse.client import EventSource
 from txsse.errors import ChannelUnavailable, StreamClosed
 
-Publish = Callable[[str, "str | None", str], Any]
+Publish = Callable[[str, "str | None", str], object]
 """``publish(data, event, upstream_id)``: returns the id, or a Deferred of it."""
 
 Resume = Callable[[], "Deferred[str | None]"]

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from twisted.internet.defer import maybeDeferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.resource import IResource, Resource
@@ -126,8 +127,10 @@ class Hub:
         answers any host.
     :param max_connections_per_ip: the most connections one IP address may
         hold at once, or ``None`` for no limit (see :meth:`site`).
+    :param reactor: the clock of the topics' streams and timers, and the
+        reactor of :meth:`site`; the global reactor by default.
     :param stream_options: more keyword arguments for
-        :class:`~txsse.server.EventStreamResource` (``reactor``, ``max_unsent``).
+        :class:`~txsse.server.EventStreamResource` (``max_unsent``, ...).
     :raises ValueError: for an empty token, out-of-range limits or a host
         that is not a host name.
     """
@@ -151,6 +154,7 @@ class Hub:
         available: Callable[[], bool] = lambda: True,
         allowed_hosts: Iterable[str] = (),
         max_connections_per_ip: int | None = None,
+        reactor: IReactorTime | None = None,
         **stream_options: Any,
     ) -> None:
         if not publish_token or (subscribe_token is not None and not subscribe_token):
@@ -178,7 +182,7 @@ class Hub:
         self.available = available
         self.subscribers = 0
         self.max_topics = max_topics
-        self._reactor = default_reactor(stream_options.pop("reactor", None))
+        self._reactor: IReactorTime = default_reactor(reactor)
         self.router = ChannelRouter(
             reactor=self._reactor,
             default=channel_factory,
@@ -197,7 +201,7 @@ class Hub:
         root.putChild(b"health", _Health(self))
         return root
 
-    def site(self, **site_options: Any) -> Site:
+    def site(self, **site_options: object) -> Site:
         """A :class:`~twisted.web.server.Site` serving :meth:`resource`, with the hub's limits.
 
         Publish bodies are never buffered past ``max_event_size`` nor parsed
@@ -234,7 +238,7 @@ class Hub:
         """
         return self.router.channel(_checked(topic))
 
-    def publish(self, topic: str, data: str, event: str | None = None) -> Any:
+    def publish(self, topic: str, data: str, event: str | None = None) -> object:
         """Publish to a topic (what ``POST /topics/<topic>`` does, without HTTP).
 
         :returns: the id, or a Deferred of it (see :meth:`IEventChannel.publish`).

@@ -81,7 +81,7 @@ class HubRequest(Request):
     max_body: ClassVar[int] = 64 * 1024
     early_check: ClassVar[EarlyCheck | None] = None
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         # The body is data: do not let twisted.web parse it as a form submission.
         self._parsePOSTFormSubmission = False
@@ -174,7 +174,7 @@ class HubSite(Site):
     _log = Logger()
 
     def __init__(
-        self, *args: Any, max_connections_per_ip: int | None = None, **kwargs: Any
+        self, *args: object, max_connections_per_ip: int | None = None, **kwargs: object
     ) -> None:
         super().__init__(*args, **kwargs)
         self.max_connections_per_ip = max_connections_per_ip
@@ -182,6 +182,8 @@ class HubSite(Site):
 
     def buildProtocol(self, addr: IAddress | None) -> Any:
         """A channel for the connection, or a ``503`` past the per-IP limit."""
+        # Not narrowed: Twisted declares HTTPFactory.buildProtocol to return its private
+        # _GenericHTTPChannelProtocol, and the 503 answer is another protocol.
         limit = self.max_connections_per_ip
         host = getattr(addr, "host", None)
         if limit is None or not isinstance(host, str):
