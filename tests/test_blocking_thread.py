@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, NotACoroutineError, succeed
 from twisted.python import threadable
 
 from txsse._blocking import Call, ReactorStopped, ReactorThread
@@ -72,6 +72,17 @@ def test_exceptions_surface_with_their_type(thread: ReactorThread) -> None:
         thread.call(raises, timeout=WAIT)
     with pytest.raises(Boom, match="failed"):
         thread.call(fails, timeout=WAIT)
+
+
+def test_an_awaitable_that_is_not_a_coroutine_fails_the_call(thread: ReactorThread) -> None:
+    """Work returning an awaitable that is neither a coroutine nor a Deferred fails clearly."""
+
+    class Awaitable:
+        def __await__(self) -> Iterator[None]:
+            yield None
+
+    with pytest.raises(NotACoroutineError, match="is not a coroutine or a Deferred"):
+        thread.call(Awaitable, timeout=WAIT)
 
 
 def test_timeout_cancels_the_work(thread: ReactorThread) -> None:
