@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 from treq.testing import StubTreq
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.web.resource import Resource
 from twisted.web.util import Redirect
 
 from tests.helpers.harness import results
 from txsse import Event, EventSource, ReadyState
+from txsse.errors import ConnectTimeout
 from txsse.server import EventStreamResource, MemoryChannel
 
 URL = "http://example.test/events"
@@ -139,6 +141,24 @@ def test_cross_origin_redirect_drops_credentials(served: Served) -> None:
     assert served.root.seen[0]["authorization"] == "Bearer secret"
     assert "authorization" not in served.root.seen[1]
     assert source.ready_state == ReadyState.OPEN
+
+
+def test_connect_timeout_cancels_the_treq_request() -> None:
+    """A connect timeout cancels the request the treq client is still waiting for."""
+    clock = Clock()
+    cancelled: list[Deferred[object]] = []
+
+    class Pending:
+        def request(self, method: str, url: str, **kwargs: object) -> Deferred[object]:
+            return Deferred(cancelled.append)
+
+    source = EventSource(URL, client=Pending(), reactor=clock, connect_timeout=5.0, jitter=0.0)
+    source.startService()
+    clock.advance(5.0)
+    assert len(cancelled) == 1
+    assert isinstance(source.last_error, ConnectTimeout)
+    source.close()
+    assert clock.getDelayedCalls() == []
 
 
 def test_agent_and_client_together_refused() -> None:
