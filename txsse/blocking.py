@@ -25,15 +25,15 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 
 from txsse._blocking import ReactorStopped, reactor_thread, shutdown
-from txsse._event import Event
+from txsse._event import Comment, Event
 from txsse.client import EventSource as _AsyncEventSource
-from txsse.client import Opened, ReadyState, Signal
+from txsse.client import Opened, ReadyState, Received, Reconnect, Signal
 from txsse.errors import StreamClosed
 
 _T = TypeVar("_T")
@@ -284,21 +284,36 @@ class EventSource:
         """
         self._read(lambda source: source.remove_listener(event_type, callback))
 
-    def on(self, signal: Signal, callback: Callable[[Any], object]) -> None:
+    @overload
+    def on(self, signal: Literal["state"], callback: Callable[[ReadyState], object]) -> None: ...
+    @overload
+    def on(self, signal: Literal["open"], callback: Callable[[Opened], object]) -> None: ...
+    @overload
+    def on(self, signal: Literal["error"], callback: Callable[[BaseException], object]) -> None: ...
+    @overload
+    def on(self, signal: Literal["comment"], callback: Callable[[Comment], object]) -> None: ...
+    @overload
+    def on(self, signal: Literal["reconnect"], callback: Callable[[Reconnect], object]) -> None: ...
+    @overload
+    def on(self, signal: Literal["retry"], callback: Callable[[float], object]) -> None: ...
+    @overload
+    def on(self, signal: Literal["data"], callback: Callable[[Received], object]) -> None: ...
+    def on(self, signal: Signal, callback: Callable[..., object]) -> None:
         """Observe the source (see :meth:`txsse.EventSource.on`), in the reactor thread.
 
         :param signal: ``"state"``, ``"open"``, ``"error"``, ``"comment"``,
-            ``"reconnect"`` or ``"retry"``.
-        :param callback: the callable; it must be thread-safe.
+            ``"reconnect"``, ``"retry"`` or ``"data"``.
+        :param callback: the callable; it must be thread-safe. Type checkers
+            check that it takes the signal's value.
         :raises ValueError: for an unknown signal.
         """
         self._read(lambda source: source.on(signal, callback))
 
-    def off(self, signal: Signal, callback: Callable[[Any], object]) -> None:
+    def off(self, signal: Signal, callback: object) -> None:
         """Undo :meth:`on`.
 
         :param signal: the signal name.
-        :param callback: the callable.
+        :param callback: the callable given to :meth:`on` (others are ignored).
         """
         self._read(lambda source: source.off(signal, callback))
 
