@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from typing import Any
+from functools import partial
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
@@ -86,13 +86,15 @@ class SSEDaemon(Service):
         self._output = output
         self._format = output_format
         self._types = frozenset(event_types) if event_types is not None else None
-        self._source_options: dict[str, Any] = {
-            "reconnect_delay": reconnect_delay,
-            "max_reconnect_delay": max_reconnect_delay,
-            "connect_timeout": connect_timeout,
-            "idle_timeout": idle_timeout,
-            "policy": policy,
-        }
+        # EventSource's reconnection settings, fixed for the daemon's lifetime.
+        self._new_source = partial(
+            EventSource,
+            reconnect_delay=reconnect_delay,
+            max_reconnect_delay=max_reconnect_delay,
+            connect_timeout=connect_timeout,
+            idle_timeout=idle_timeout,
+            policy=policy,
+        )
         self._agent = agent
         self._observe_source = observe_source
         self._on_exit = on_exit or (
@@ -120,7 +122,7 @@ class SSEDaemon(Service):
             last_event_id=last_event_id,
             durable=self._state is not None,
         )
-        self._source = source = EventSource(
+        self._source = source = self._new_source(
             self.url,
             headers=self._request_headers(),
             method=self._method,
@@ -128,7 +130,6 @@ class SSEDaemon(Service):
             last_event_id=last_event_id,
             reactor=self._reactor,
             agent=self._agent,
-            **self._source_options,
         )
         if self._observe_source is not None:
             self._observe_source(source)
