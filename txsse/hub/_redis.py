@@ -428,7 +428,6 @@ class RedisStreamChannel:
         :returns: a Deferred that has fired.
         """
         self._end_all()
-        self._broken.update(self._pending)
         self._stop()
         return succeed(None)
 
@@ -505,7 +504,6 @@ class RedisStreamChannel:
                 cursor=_id_text(position),
             )
             self._end_all()
-            self._broken.update(self._pending)
             self._position = _parse_id(top)
         ids, chunks = self._format(entries)
         self._catch_up(list(zip(ids, chunks, strict=True)))
@@ -568,7 +566,7 @@ class RedisStreamChannel:
             )
 
     def _end_all(self) -> None:
-        """End every live subscriber (they resume from the history)."""
+        """End every live subscriber (they resume from the history); the joins in flight fail."""
         ended = [*self._live, *self._skip]
         self._live.clear()
         self._skip.clear()
