@@ -387,7 +387,7 @@ class RedisStreamChannel:
             # The first replay since subscribing: the stream stood at ``top``.
             self._position = covered
             self._catch_up([])
-        chunk = b"".join(self._format(entries)[1])
+        chunk = b"".join(c for _, c in self._format(entries))
         buffered = self._pending.pop(subscriber, None)
         replay = Replay(chunk, bool(gap), first or None, top)
         if buffered is None:  # unsubscribed meanwhile
@@ -505,8 +505,7 @@ class RedisStreamChannel:
             )
             self._end_all()
             self._position = _parse_id(top)
-        ids, chunks = self._format(entries)
-        self._catch_up(list(zip(ids, chunks, strict=True)))
+        self._catch_up(self._format(entries))
         self._stop_if_idle()
 
     def _catch_up(self, items: list[_Item]) -> None:
@@ -515,10 +514,9 @@ class RedisStreamChannel:
         self._deliver(items)
         self._deliver(backlog)
 
-    def _format(self, entries: list[_Entry]) -> tuple[list[_StreamId], list[bytes]]:
-        """Encode stream entries as event bytes."""
-        ids: list[_StreamId] = []
-        chunks: list[bytes] = []
+    def _format(self, entries: list[_Entry]) -> list[_Item]:
+        """Encode stream entries as event bytes, with their ids."""
+        items: list[_Item] = []
         for entry_id, values in entries:
             data, event = values.get("data", ""), values.get("event") or None
             try:
@@ -532,9 +530,8 @@ class RedisStreamChannel:
                     key=self.key,
                 )
                 continue
-            ids.append(_parse_id(entry_id))
-            chunks.append(chunk)
-        return ids, chunks
+            items.append((_parse_id(entry_id), chunk))
+        return items
 
     def _deliver(self, items: list[_Item]) -> None:
         """Send the events newer than the position to every subscriber (one chunk each)."""
