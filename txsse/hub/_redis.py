@@ -26,6 +26,7 @@ from collections.abc import Mapping
 
 import txredisapi
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -483,8 +484,6 @@ class RedisStreamChannel:
         )
 
     async def _read_missed(self, generation: int) -> None:
-        from twisted.internet.task import deferLater
-
         while True:
             position = self._position
             if generation != self._generation or position is None:
