@@ -26,7 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
-from twisted.web.server import Request
+from twisted.web.server import Request, Site
 from zope.interface import implementer
 
 from txsse.client import Opened, ReadyState, Received, Reconnect
@@ -593,12 +593,24 @@ class MetricsResource(Resource):
         return generate_latest(self.registry)
 
 
+def metrics_site(registry: CollectorRegistry | None = None) -> Site:
+    """A site serving :class:`MetricsResource` at ``/metrics``.
+
+    :param registry: the registry to expose; the default one if ``None``.
+    :returns: the site, for a ``--metrics`` endpoint or :func:`txsse.metrics.metrics_service`.
+    """
+    root = Resource()
+    root.putChild(b"metrics", MetricsResource(registry))
+    return Site(root)
+
+
 __all__ = [
     "HubCollector",
     "MeteredChannel",
     "MetricsResource",
     "SourceMetrics",
     "family",
+    "metrics_site",
     "stream_label",
     "watch_hub",
     "watch_redis",
