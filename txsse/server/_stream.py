@@ -301,7 +301,7 @@ class _Stream:
         self._backlog = None
         self._queued = 0
         for timer in (self._deadline, self._h2_timer):
-            if timer is not None and timer.active():
+            if timer is not None:  # set to None as each one fires: never a spent call
                 timer.cancel()
         self._deadline = self._h2_timer = None
 
