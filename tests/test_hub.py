@@ -368,6 +368,19 @@ def test_redis_servers_refuse_a_server_given_twice() -> None:
         RedisServers(["redis://h:1/0", "redis://h:2/0", "redis://h:1/0"])
 
 
+def test_a_server_has_one_name_however_its_url_is_spelled() -> None:
+    """A user, a password or a missing /0 change neither a server's name nor its topics."""
+    from txsse.hub._redisconn import parse_redis_url
+    from txsse.hub._servers import server_name
+
+    spellings = ("redis://h:1", "redis://h:1/0", "redis://:pw@h:1/0", "redis://user:pw@h:1")
+    assert {server_name(parse_redis_url(url)) for url in spellings} == {"redis://h:1/0"}
+    assert server_name(parse_redis_url("rediss://h:1/2")) == "rediss://h:1/2"
+    assert server_name(parse_redis_url("unix:///run/redis.sock")) == "unix:///run/redis.sock?db=0"
+    with pytest.raises(ValueError, match=r"redis://h:1/0 is given twice"):
+        RedisServers(["redis://h:1", "redis://h:2", "redis://:pw@h:1/0"])
+
+
 @pytest_twisted.ensureDeferred
 async def test_relay_retries_publishing_while_the_channel_is_down(
     upstream: Upstream,

@@ -20,12 +20,19 @@ from txsse.hub._redisconn import RedisConnection, RedisURL
 
 
 def server_name(url: RedisURL) -> str:
-    """The name placement hashes for a server: its URL without the password.
+    """The name placement hashes for a server: where it is, whatever the URL's spelling.
+
+    The scheme, host and port (or socket path) and the database, ``0`` when the
+    URL gives none; never the user or password, which do not change the server.
 
     :param url: the parsed URL.
-    :returns: for example ``redis://10.0.0.5:6379/0``.
+    :returns: for example ``redis://10.0.0.5:6379/0`` for ``redis://:pw@10.0.0.5:6379``.
     """
-    return str(url)
+    db = url.db or 0
+    if url.path:
+        return f"unix://{url.path}?db={db}"
+    scheme = "rediss" if url.tls else "redis"
+    return f"{scheme}://{url.host}:{url.port}/{db}"
 
 
 def server_names(urls: Sequence[RedisURL]) -> list[str]:
