@@ -138,24 +138,33 @@ async def test_identity_body_with_length(servers: list[RawServer]) -> None:
     assert reason.check(ResponseDone)
 
 
+@pytest.mark.parametrize(
+    ("script", "expected", "end"),
+    [
+        pytest.param(
+            (HEAD + b"\r\ndata: a\n\n", b"data: b\n\n"),
+            b"data: a\n\ndata: b\n\n",
+            PotentialDataLoss,
+            id="close-delimited",
+        ),
+        pytest.param(
+            (HEAD + b"Transfer-Encoding: chunked\r\n\r\n9\r\ndata: a\n\n\r\n",),
+            b"data: a\n\n",
+            ResponseFailed,
+            id="truncated-chunked",
+        ),
+    ],
+)
 @pytest_twisted.ensureDeferred
-async def test_close_delimited_body(servers: list[RawServer]) -> None:
-    """A body without length or chunking ends at the close, with PotentialDataLoss."""
-    server = RawServer(HEAD + b"\r\ndata: a\n\n", b"data: b\n\n")
+async def test_body_cut_by_the_close(
+    servers: list[RawServer], script: tuple[bytes, ...], expected: bytes, end: type[Exception]
+) -> None:
+    """At the close, a close-delimited body ends with PotentialDataLoss, a cut chunked one fails."""
+    server = RawServer(*script)
     servers.append(server)
     _, body, reason = await fetch(server)
-    assert body == b"data: a\n\ndata: b\n\n"
-    assert reason.check(PotentialDataLoss)
-
-
-@pytest_twisted.ensureDeferred
-async def test_truncated_chunked_body_fails(servers: list[RawServer]) -> None:
-    """A chunked body cut before its last chunk ends with ResponseFailed."""
-    server = RawServer(HEAD + b"Transfer-Encoding: chunked\r\n\r\n9\r\ndata: a\n\n\r\n")
-    servers.append(server)
-    _, body, reason = await fetch(server)
-    assert body == b"data: a\n\n"
-    assert reason.check(ResponseFailed)
+    assert body == expected
+    assert reason.check(end)
 
 
 @pytest_twisted.ensureDeferred

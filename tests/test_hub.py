@@ -315,6 +315,7 @@ def test_options_defaults_and_token_file(tmp_path: Path) -> None:
         (("--publish-token", "x", "--publish-token-file", "f"), "not both"),
         (("--publish-token-file", "/nonexistent/t"), "cannot read"),
         (("--publish-token", "x", "--redis", "http://nope"), "unsupported Redis URL"),
+        (("--publish-token", "x", "--redis", "redis://h:1", "--redis", "redis://h:1"), "twice"),
         (("--publish-token", "x", "--upstream", "t"), "TOPIC=URL"),
         (("--publish-token", "x", "--upstream", "t=ftp://x"), "http://"),
         (("--publish-token", "x", "--upstream", "t=http://a", "--upstream", "t=http://b"), "two"),
@@ -359,6 +360,12 @@ def test_make_service_memory_and_redis() -> None:
     assert names == ["ListeningService", "EventStreamService", "UpstreamRelay"]
     redis = makeService(parse("--publish-token", "x", "--redis", "redis://127.0.0.1:1/2"))
     assert type(next(iter(redis))).__name__ == "RedisServers"
+
+
+def test_redis_servers_refuse_a_server_given_twice() -> None:
+    """RedisServers refuses the same server twice (as --redis does), naming it."""
+    with pytest.raises(ValueError, match=r"redis://h:1/0 is given twice"):
+        RedisServers(["redis://h:1/0", "redis://h:2/0", "redis://h:1/0"])
 
 
 @pytest_twisted.ensureDeferred

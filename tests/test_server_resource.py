@@ -576,6 +576,20 @@ def test_broadcast_is_one_http_chunk_per_subscriber(channel: MemoryChannel, cloc
         client.disconnect()
 
 
+def test_backlog_goes_out_as_one_chunk_per_piece(channel: MemoryChannel, clock: Clock) -> None:
+    """Events that waited for a paused client go out joined: one write and chunk, not one each."""
+    _, site = serve(channel, clock)
+    client = request(site)
+    client.http.pauseProducing()
+    sent = [channel.publish(str(n)) for n in range(10)]
+    before = len(client.transport.value())
+    client.http.resumeProducing()
+    payload = b"".join(format_event(str(n), id=id) for n, id in enumerate(sent))
+    assert client.transport.value()[before:] == b"%x\r\n%s\r\n" % (len(payload), payload)
+    assert [e.id for e in client.events()] == sent
+    client.disconnect()
+
+
 def test_access_log_counts_fast_path_bytes(channel: MemoryChannel, clock: Clock) -> None:
     """Bytes written on the fast path still count in the request's sentLength."""
     resource, site = serve(channel, clock)

@@ -17,6 +17,7 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IProtocolFactory
 from twisted.python import usage
 
+from txsse._reactor import default_reactor
 from txsse._validate import coerce_doc
 
 #: The largest token file read, in bytes: a token file holds one token, not a stream.
@@ -152,9 +153,7 @@ class ListeningService(StreamServerEndpointService):
         *,
         listen_on: str | None = None,
     ) -> None:
-        from twisted.internet import reactor
-
-        endpoint = serverFromString(reactor, listen_on or description)
+        endpoint = serverFromString(default_reactor(), listen_on or description)
         super().__init__(endpoint, factory)
         self._option = option
         self._description = description

@@ -15,7 +15,7 @@ import math
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
@@ -26,7 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
-from twisted.web.server import Request
+from twisted.web.server import Request, Site
 from zope.interface import implementer
 
 from txsse.client import Opened, ReadyState, Received, Reconnect
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     # Qualified where used: both are called EventSource.
     import txsse.blocking
     import txsse.client
-    from txsse.hub import Hub
+    from txsse.hub import Hub, RedisServers
 
 _CLIENT = "stream"
 _SERVER = "channel"
@@ -510,33 +510,6 @@ def watch_redis(connection: _Connected, registry: CollectorRegistry | None = Non
     metrics._redis.set_function(lambda: 1.0 if connection.connected else 0.0)
 
 
-class _ServerStatus(Protocol):
-    """How one Redis server is doing (an item of ``RedisServers.status()``)."""
-
-    @property
-    def server(self) -> str:
-        """The server's name."""
-
-    @property
-    def connected(self) -> bool:
-        """Whether it answers commands."""
-
-    @property
-    def connections(self) -> int:
-        """Connections open to it."""
-
-    @property
-    def topics(self) -> int:
-        """Topics whose pub/sub channel is subscribed on it."""
-
-
-class _Servers(Protocol):
-    """The hub's :class:`~txsse.hub.RedisServers`: how each server is doing."""
-
-    def status(self) -> Sequence[_ServerStatus]:
-        """One status per server."""
-
-
 class HubCollector:
     """The ``txsse_hub_*`` gauges of one hub process, read when metrics are scraped.
 
@@ -547,10 +520,10 @@ class HubCollector:
     :param servers: the hub's ``RedisServers`` (its ``status()``), or ``None``.
     """
 
-    def __init__(self, hub: Hub, servers: _Servers | None = None) -> None:
+    def __init__(self, hub: Hub, servers: RedisServers | None = None) -> None:
         self.watch(hub, servers)
 
-    def watch(self, hub: Hub, servers: _Servers | None = None) -> None:
+    def watch(self, hub: Hub, servers: RedisServers | None = None) -> None:
         """Read this hub (and servers) from now on."""
         self._hub = hub
         self._servers = servers
@@ -567,26 +540,25 @@ class HubCollector:
             "txsse_hub_subscribers", "Subscriber streams open on this process now.",
             self._hub.subscribers,
         )  # fmt: skip
-        status = self._servers.status() if self._servers is not None else []
-        families: tuple[tuple[str, str, Callable[[_ServerStatus], float]], ...] = (
-            ("txsse_hub_redis_connected", "1 while the Redis server answers commands.",
-             lambda s: 1.0 if s.connected else 0.0),
-            ("txsse_hub_redis_connections",
-             "Connections open from this process to the Redis server (commands and pub/sub).",
-             lambda s: s.connections),
-            ("txsse_hub_redis_topics",
-             "Topics whose pub/sub channel this process subscribes on the Redis server.",
-             lambda s: s.topics),
+        connected, connections, topics = (
+            GaugeMetricFamily(name, doc, labels=["server"])
+            for name, doc in (
+                ("txsse_hub_redis_connected", "1 while the Redis server answers commands."),
+                ("txsse_hub_redis_connections",
+                 "Connections open from this process to the Redis server (commands and pub/sub)."),
+                ("txsse_hub_redis_topics",
+                 "Topics whose pub/sub channel this process subscribes on the Redis server."),
+            )
         )  # fmt: skip
-        for name, doc, value in families:
-            family = GaugeMetricFamily(name, doc, labels=["server"])
-            for server in status:
-                family.add_metric([server.server], value(server))
-            yield family
+        for server in self._servers.status() if self._servers is not None else ():
+            connected.add_metric([server.server], 1.0 if server.connected else 0.0)
+            connections.add_metric([server.server], server.connections)
+            topics.add_metric([server.server], server.topics)
+        yield from (connected, connections, topics)
 
 
 def watch_hub(
-    hub: Hub, servers: _Servers | None = None, registry: CollectorRegistry | None = None
+    hub: Hub, servers: RedisServers | None = None, registry: CollectorRegistry | None = None
 ) -> None:
     """Export the ``txsse_hub_*`` gauges of a hub process.
 
@@ -621,12 +593,24 @@ class MetricsResource(Resource):
         return generate_latest(self.registry)
 
 
+def metrics_site(registry: CollectorRegistry | None = None) -> Site:
+    """A site serving :class:`MetricsResource` at ``/metrics``.
+
+    :param registry: the registry to expose; the default one if ``None``.
+    :returns: the site, for a ``--metrics`` endpoint or :func:`txsse.metrics.metrics_service`.
+    """
+    root = Resource()
+    root.putChild(b"metrics", MetricsResource(registry))
+    return Site(root)
+
+
 __all__ = [
     "HubCollector",
     "MeteredChannel",
     "MetricsResource",
     "SourceMetrics",
     "family",
+    "metrics_site",
     "stream_label",
     "watch_hub",
     "watch_redis",

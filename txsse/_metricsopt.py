@@ -11,8 +11,6 @@ import importlib.util
 
 from twisted.application.service import IService
 from twisted.python import usage
-from twisted.web.resource import Resource
-from twisted.web.server import Site
 
 from txsse._cli import ListeningService, check_endpoint
 
@@ -39,18 +37,16 @@ def check_metrics_option(description: str) -> str:
 def metrics_option_service(description: str) -> IService:
     """The service behind ``--metrics``: ``/metrics`` on the endpoint the option names.
 
-    Imports :mod:`txsse.metrics` (and so ``prometheus_client``): call it only
+    Imports :mod:`txsse._metrics` (and so ``prometheus_client``): call it only
     when the option is given. A port in use ends twistd with one line naming
     the option (see :class:`~txsse._cli.ListeningService`).
 
     :param description: the option's value, checked by :func:`check_metrics_option`.
     :returns: the service.
     """
-    from txsse.metrics import metrics_resource
+    from txsse._metrics import metrics_site
 
-    root = Resource()
-    root.putChild(b"metrics", metrics_resource())
-    return ListeningService("--metrics", description, Site(root))
+    return ListeningService("--metrics", description, metrics_site())
 
 
 __all__ = ["HELP", "check_metrics_option", "metrics_option_service"]

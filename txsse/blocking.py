@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
-from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 
 from txsse._blocking import ReactorStopped, reactor_thread, shutdown
@@ -50,23 +49,9 @@ def _create(url: str, reactor: IReactorTime, options: dict[str, Any]) -> _AsyncE
     return source
 
 
-#: The most queued events one hop into the reactor thread brings back.
+#: The most queued events one hop into the reactor thread brings back
+#: (``next_batch``): a thread switch per batch instead of one per event.
 _BATCH = 256
-
-
-def _take(source: _AsyncEventSource) -> list[Event] | Deferred[list[Event]]:
-    """The events queued now (at most ``_BATCH``), or a Deferred of the next one.
-
-    Runs in the reactor thread. Taking every queued event in one hop, rather
-    than one per hop, makes a thread switch per batch instead of per event.
-    """
-    batch: list[Event] = []
-    pending = source.queue.pending
-    while pending and len(batch) < _BATCH:
-        source.next().addCallback(batch.append)
-    if batch:
-        return batch
-    return source.next().addCallback(lambda event: [event])
 
 
 def _abandon(reactor: IReactorFromThreads, source: _AsyncEventSource) -> None:
@@ -140,7 +125,7 @@ class EventSource:
                 pass
         try:
             with self._closed_if_stopped():
-                call = self._thread.submit(_take, self._source)
+                call = self._thread.submit(self._source.next_batch, _BATCH)
                 batch = call.result(timeout, orphan=self._leftover.extend)
         except TimeoutError:
             raise TimeoutError(f"no event from {self._url} within {timeout} seconds") from None

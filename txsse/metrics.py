@@ -19,12 +19,12 @@ except ImportError as error:  # pragma: no cover - depends on the installation
 from twisted.application import strports
 from twisted.application.service import IService
 from twisted.web.resource import Resource
-from twisted.web.server import Site
 
 from txsse._metrics import (
     MeteredChannel,
     MetricsResource,
     SourceMetrics,
+    metrics_site,
     stream_label,
     watch_hub,
     watch_redis,
@@ -96,10 +96,7 @@ def metrics_service(description: str, *, registry: CollectorRegistry | None = No
     :returns: the service (add it to your application).
     :raises ValueError: for an endpoint string that cannot be parsed.
     """
-    root = Resource()
-    root.putChild(b"metrics", MetricsResource(registry))
-    site = Site(root)
-    service: IService = strports.service(description, site)
+    service: IService = strports.service(description, metrics_site(registry))
     return service
 
 

@@ -223,11 +223,6 @@ class StreamResponse:
         """Keep body bytes that arrived before :meth:`deliverBody`."""
         self._buffer.append(data)
 
-    @property
-    def ended(self) -> bool:
-        """Whether the body ended."""
-        return self._end is not None
-
     def body_ended(self, reason: Failure) -> None:
         """The body ended: tell the reader, or keep it for :meth:`deliverBody`."""
         if self._end is not None:
@@ -439,12 +434,8 @@ class _StreamClientProtocol(Protocol):
                 error = ResponseNeverReceived if not self._got_bytes else ResponseFailed
                 self.response.errback(Failure(error([reason])))
             return
-        if self._result.ended:
+        if self._ended:
             return
-        pieces = self._pieces
-        if pieces:  # cannot happen after a parse, but keep nothing back
-            self._result.body_data(b"".join(pieces))
-            pieces.clear()
         if self._close_delimited and not self._stopped:
             self._end_body(Failure(PotentialDataLoss()))
         else:

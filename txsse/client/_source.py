@@ -225,7 +225,7 @@ class EventSource(Service):
         ``waiting``): ``await source.queue.get()`` is :meth:`next` without its
         checks for a closed source.
         """
-        return self._delivery.queue
+        return self._queue
 
     # Delivery
 
@@ -239,7 +239,7 @@ class EventSource(Service):
             :class:`~txsse.errors.ConnectionFailed` that stopped the source.
             Cancelling it gives up the wait without losing an event.
         """
-        queue = self._delivery.queue
+        queue = self._queue
         if queue.pending:
             return queue.get()
         if self._queue_off:
@@ -261,7 +261,7 @@ class EventSource(Service):
         """
         if max_events is not None and max_events < 1:
             raise ValueError(f"max_events must be None or >= 1, not {max_events!r}")
-        queue = self._delivery.queue
+        queue = self._queue
         if queue.ready():
             return succeed(queue.take_batch(max_events))
         rest = None if max_events is None else max_events - 1

@@ -209,16 +209,13 @@ class Options(PluginOptions):
             )
         if self["redis"]:
             from txsse.hub._redisconn import parse_redis_url
-            from txsse.hub._servers import server_name
+            from txsse.hub._servers import server_names
 
             try:
                 self["redis"] = [parse_redis_url(url) for url in self["redis"]]
+                server_names(self["redis"])
             except ValueError as error:
                 raise usage.UsageError(f"--redis: {error}") from None
-            names = [server_name(url) for url in self["redis"]]
-            for name in names:
-                if names.count(name) > 1:
-                    raise usage.UsageError(f"--redis: the server {name} is given twice")
         if self["topic-ttl"] is not None and self["redis"]:
             raise usage.UsageError(
                 "--topic-ttl is for the memory backend: with --redis the history stays in "

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 
 import txredisapi
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -387,7 +388,7 @@ class RedisStreamChannel:
             # The first replay since subscribing: the stream stood at ``top``.
             self._position = covered
             self._catch_up([])
-        chunk = b"".join(self._format(entries)[1])
+        chunk = b"".join(c for _, c in self._format(entries))
         buffered = self._pending.pop(subscriber, None)
         replay = Replay(chunk, bool(gap), first or None, top)
         if buffered is None:  # unsubscribed meanwhile
@@ -428,7 +429,6 @@ class RedisStreamChannel:
         :returns: a Deferred that has fired.
         """
         self._end_all()
-        self._broken.update(self._pending)
         self._stop()
         return succeed(None)
 
@@ -484,8 +484,6 @@ class RedisStreamChannel:
         )
 
     async def _read_missed(self, generation: int) -> None:
-        from twisted.internet.task import deferLater
-
         while True:
             position = self._position
             if generation != self._generation or position is None:
@@ -505,10 +503,8 @@ class RedisStreamChannel:
                 cursor=_id_text(position),
             )
             self._end_all()
-            self._broken.update(self._pending)
             self._position = _parse_id(top)
-        ids, chunks = self._format(entries)
-        self._catch_up(list(zip(ids, chunks, strict=True)))
+        self._catch_up(self._format(entries))
         self._stop_if_idle()
 
     def _catch_up(self, items: list[_Item]) -> None:
@@ -517,10 +513,9 @@ class RedisStreamChannel:
         self._deliver(items)
         self._deliver(backlog)
 
-    def _format(self, entries: list[_Entry]) -> tuple[list[_StreamId], list[bytes]]:
-        """Encode stream entries as event bytes."""
-        ids: list[_StreamId] = []
-        chunks: list[bytes] = []
+    def _format(self, entries: list[_Entry]) -> list[_Item]:
+        """Encode stream entries as event bytes, with their ids."""
+        items: list[_Item] = []
         for entry_id, values in entries:
             data, event = values.get("data", ""), values.get("event") or None
             try:
@@ -534,9 +529,8 @@ class RedisStreamChannel:
                     key=self.key,
                 )
                 continue
-            ids.append(_parse_id(entry_id))
-            chunks.append(chunk)
-        return ids, chunks
+            items.append((_parse_id(entry_id), chunk))
+        return items
 
     def _deliver(self, items: list[_Item]) -> None:
         """Send the events newer than the position to every subscriber (one chunk each)."""
@@ -568,7 +562,7 @@ class RedisStreamChannel:
             )
 
     def _end_all(self) -> None:
-        """End every live subscriber (they resume from the history)."""
+        """End every live subscriber (they resume from the history); the joins in flight fail."""
         ended = [*self._live, *self._skip]
         self._live.clear()
         self._skip.clear()

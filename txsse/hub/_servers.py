@@ -28,6 +28,20 @@ def server_name(url: RedisURL) -> str:
     return str(url)
 
 
+def server_names(urls: Sequence[RedisURL]) -> list[str]:
+    """The names of a group's servers (see :func:`server_name`), each server once.
+
+    :param urls: the parsed URLs.
+    :returns: their names, in the same order.
+    :raises ValueError: if a server is given twice.
+    """
+    names = [server_name(url) for url in urls]
+    for name in names:
+        if names.count(name) > 1:
+            raise ValueError(f"the Redis server {name} is given twice")
+    return names
+
+
 def _weight(server: str, topic: str) -> int:
     digest = hashlib.blake2b(f"{server}\n{topic}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big")
@@ -82,10 +96,7 @@ class RedisServers(MultiService):
         if not urls:
             raise ValueError("give at least one Redis URL")
         self.connections = [RedisConnection(url, reactor=reactor) for url in urls]
-        self.names = [server_name(c.url) for c in self.connections]
-        for name in self.names:
-            if self.names.count(name) > 1:
-                raise ValueError(f"the Redis server {name} is given twice")
+        self.names = server_names([c.url for c in self.connections])
         for connection in self.connections:
             connection.setServiceParent(self)
             shared_pubsub(connection)

@@ -73,14 +73,14 @@ class DirectWriter:
         request: Request,
         transport: tcp.Connection,
         sock: socket.socket,
-        frame: Callable[[bytes], bytes],
+        frame: Callable[[bytes | memoryview], bytes],
     ) -> None:
         self._request = request
         self._transport = transport
         self._socket = sock
         self._frame = frame
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | memoryview) -> None:
         """Send the framed ``chunk`` to the socket if nothing is buffered; buffer the rest."""
         framed = self._frame(chunk)
         self._request.sentLength += len(chunk)

@@ -131,7 +131,7 @@ class EventStreamResource(Resource):
         self._streams: dict[_Stream, None] = {}
         self._timer: IDelayedCall | None = None
         self._closed = False
-        self._frame_source = b""
+        self._frame_source: bytes | memoryview = b""
         self._framed = b"0\r\n\r\n"
 
     @property
@@ -232,10 +232,10 @@ class EventStreamResource(Resource):
 
     # -- per-stream events ---------------------------------------------------
 
-    def _frame(self, chunk: bytes) -> bytes:
+    def _frame(self, chunk: bytes | memoryview) -> bytes:
         """The HTTP/1.1 chunked framing of ``chunk``, computed once per broadcast."""
         if chunk is not self._frame_source:
-            self._framed = b"%x\r\n%b\r\n" % (len(chunk), chunk)
+            self._framed = b"".join((b"%x\r\n" % len(chunk), chunk, b"\r\n"))
             self._frame_source = chunk
         return self._framed
 

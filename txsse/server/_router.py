@@ -57,9 +57,7 @@ class _HeadOnly(Resource):
 
     isLeaf = True
 
-    def render(self, request: Request) -> bytes:
-        if request.method != b"HEAD":  # pragma: no cover - only routed for HEAD
-            raise ValueError("only HEAD is answered here")
+    def render_HEAD(self, request: Request) -> bytes:
         EventStreamResource._set_stream_headers(request)
         return b""
 
@@ -267,11 +265,9 @@ class ChannelRouter(Resource):
         self._drop(name, made)
 
     def _drop(self, name: str, made: _Made) -> None:
+        """Forget the idle channel ``name`` and close it if it can be closed."""
         del self._made[name]
         del self._resources[name]
-        if made.timer is not None:
-            made.timer.cancel()
-            made.timer = None
         close = getattr(made.resource.channel, "close", None)
         if callable(close):
             maybeDeferred(close).addErrback(

@@ -43,7 +43,7 @@ class StreamOwner(Protocol):
 
     _reactor: IReactorTime
 
-    def _frame(self, chunk: bytes) -> bytes:
+    def _frame(self, chunk: bytes | memoryview) -> bytes:
         """The HTTP/1.1 chunked framing of ``chunk`` (shared per broadcast)."""
 
     def _release(self, stream: _Stream) -> None:
@@ -62,13 +62,16 @@ class _ChunkedWriter:
     __slots__ = ("_frame", "_request", "_transport")
 
     def __init__(
-        self, request: Request, transport: ITransport, frame: Callable[[bytes], bytes]
+        self,
+        request: Request,
+        transport: ITransport,
+        frame: Callable[[bytes | memoryview], bytes],
     ) -> None:
         self._request = request
         self._transport = transport
         self._frame = frame
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | memoryview) -> None:
         self._request.sentLength += len(chunk)  # for the access log
         self._transport.write(self._frame(chunk))
 
@@ -129,7 +132,7 @@ class _Stream:
         self._h2_timer: IDelayedCall | None = None
         # The subscribe Deferred while the channel has not answered yet.
         self.pending: Deferred[object] | None = None
-        self._write: Callable[[bytes], object] = request.write
+        self._write: Callable[[bytes | memoryview], object] = self._write_request
 
     # -- writing -------------------------------------------------------------
 
@@ -142,12 +145,11 @@ class _Stream:
         for part in parts:
             if part:
                 self._push(part)
-        request = self.request
-        request.write(self._take())  # the headers go out with the first piece
+        self._write_request(self._take())  # the headers go out with the first piece
         self._write = self._writer()
         self._flush()
 
-    def _writer(self) -> Callable[[bytes], object]:
+    def _writer(self) -> Callable[[bytes | memoryview], object]:
         """How this stream's bytes reach the transport (see the class docstring)."""
         request = self.request
         # Twisted annotates Request.channel as HTTPChannel; on HTTP/2 it is an H2Stream.
@@ -164,8 +166,7 @@ class _Stream:
         if queued is not None:
             self._h2_queued = queued
             return self._write_h2
-        write: Callable[[bytes], object] = request.write
-        return write
+        return self._write_request
 
     def send(self, chunk: bytes) -> None:
         """Write encoded events now, or add them to the backlog while one waits."""
@@ -198,17 +199,31 @@ class _Stream:
             else:
                 self._deadline = owner._reactor.callLater(owner.slow_client_timeout, self._stalled)
 
-    def _take(self) -> bytes:
-        """The next piece of the backlog, at most :data:`PIECE` bytes."""
+    def _take(self) -> bytes | memoryview:
+        """The next piece of the backlog, at most :data:`PIECE` bytes, for one write.
+
+        Small items waiting together (a burst of events) are joined into one
+        piece: one write and one HTTP chunk per piece, not per event. A large
+        item (a shared replay) is cut into views of it, never copied here.
+        """
         backlog = self._backlog
         assert backlog is not None
         item = backlog.popleft()
-        if len(item) > PIECE:
+        size = len(item)
+        if size > PIECE:
             view = memoryview(item)
             backlog.appendleft(view[PIECE:])
             item = view[:PIECE]
-        self._queued -= len(item)
-        return item if type(item) is bytes else bytes(item)
+            size = PIECE
+        elif backlog and size + len(backlog[0]) <= PIECE:
+            items = [item]
+            while backlog and size + len(backlog[0]) <= PIECE:
+                following = backlog.popleft()
+                items.append(following)
+                size += len(following)
+            item = b"".join(items)
+        self._queued -= size
+        return item
 
     def _flush(self) -> None:
         """Send the backlog on while the transport takes it; drop the deadline once under."""
@@ -224,9 +239,13 @@ class _Stream:
         if self.open and self._queued > self._owner.max_unsent:
             self._owner._evict(self)
 
-    def _write_h2(self, chunk: bytes) -> None:
+    def _write_request(self, chunk: bytes | memoryview) -> None:
+        """``Request.write``, which takes ``bytes`` only (a view of a replay is copied here)."""
+        self.request.write(bytes(chunk))
+
+    def _write_h2(self, chunk: bytes | memoryview) -> None:
         """``Request.write``, then hold the stream while Twisted's queue for it is full."""
-        self.request.write(chunk)
+        self._write_request(chunk)
         queued = self._h2_queued
         if self._h2_timer is None and queued is not None and queued() > H2_LIMIT:
             self.paused = True
