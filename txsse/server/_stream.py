@@ -104,6 +104,7 @@ class _Stream:
     __slots__ = (
         "_backlog",
         "_deadline",
+        "_h2_bound",
         "_h2_queued",
         "_h2_timer",
         "_owner",
@@ -129,6 +130,7 @@ class _Stream:
         self._queued = 0
         self._deadline: IDelayedCall | None = None
         self._h2_queued: Callable[[], int] | None = None
+        self._h2_bound = 0
         self._h2_timer: IDelayedCall | None = None
         # The subscribe Deferred while the channel has not answered yet.
         self.pending: Deferred[object] | None = None
@@ -165,6 +167,7 @@ class _Stream:
         queued = h2_queued(channel)
         if queued is not None:
             self._h2_queued = queued
+            self._h2_bound = queued()  # the first piece, written with the headers
             return self._write_h2
         return self._write_request
 
@@ -244,19 +247,29 @@ class _Stream:
         self.request.write(bytes(chunk))
 
     def _write_h2(self, chunk: bytes | memoryview) -> None:
-        """``Request.write``, then hold the stream while Twisted's queue for it is full."""
+        """``Request.write``, then hold the stream while Twisted's queue for it is full.
+
+        Measuring that queue walks it (Twisted sums its items), so it is measured
+        only when what was written since the last measure may have filled it:
+        ``_h2_bound`` (the last measure plus the bytes written since) never
+        undercounts, as only our writes add to the queue.
+        """
         self._write_request(chunk)
+        self._h2_bound += len(chunk)
         queued = self._h2_queued
-        if self._h2_timer is None and queued is not None and queued() > H2_LIMIT:
-            self.paused = True
-            self._h2_timer = self._owner._reactor.callLater(H2_POLL, self._h2_check)
+        if self._h2_bound > H2_LIMIT and self._h2_timer is None and queued is not None:
+            self._h2_bound = queued()
+            if self._h2_bound > H2_LIMIT:
+                self.paused = True
+                self._h2_timer = self._owner._reactor.callLater(H2_POLL, self._h2_check)
 
     def _h2_check(self) -> None:
         """Resume once the HTTP/2 connection has sent what it held for us."""
         self._h2_timer = None
         if not self.open or self._h2_queued is None:
             return
-        if self._h2_queued() > H2_LIMIT // 2:
+        self._h2_bound = self._h2_queued()
+        if self._h2_bound > H2_LIMIT // 2:
             self._h2_timer = self._owner._reactor.callLater(H2_POLL, self._h2_check)
         else:
             self.resumeProducing()
@@ -288,7 +301,7 @@ class _Stream:
         self._backlog = None
         self._queued = 0
         for timer in (self._deadline, self._h2_timer):
-            if timer is not None and timer.active():
+            if timer is not None:  # set to None as each one fires: never a spent call
                 timer.cancel()
         self._deadline = self._h2_timer = None
 
