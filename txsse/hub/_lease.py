@@ -11,6 +11,10 @@ from twisted.internet.defer import Deferred
 from txsse._validate import check_seconds
 from txsse.hub._redisconn import RedisConnection
 
+# Both scripts are sent whole (EVAL), not by SHA as _redis's are: release runs
+# once, at shutdown, where EVALSHA's NOSCRIPT retry would need a second round
+# trip on a connection that is closing (the lease would then only expire).
+
 # Take the lease if free, or extend it if we hold it; 1 if held afterwards.
 _ACQUIRE = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
