@@ -3,7 +3,7 @@
 Same server, workloads and method as ``bench_client.py`` (one fresh process per
 measurement, each run once), with these clients:
 
-- ``txsse``: the asynchronous EventSource awaiting ``next()`` (the reference);
+- ``txsse-next``: the asynchronous EventSource awaiting ``next()`` (the reference);
 - ``txsse-metrics``: the same, instrumented with ``txsse.metrics.instrument_source``;
 - ``txsse-blocking``: ``txsse.blocking.EventSource``, a plain thread calling ``next()``;
 - ``sseclient-py`` and ``httpx-sse``: the usual blocking peers.
@@ -15,7 +15,6 @@ Run it through ``benchmarks/run.sh blocking`` (builds ``benchmarks/.venv``), or:
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -25,29 +24,19 @@ sys.path.insert(0, str(HERE.parent))
 
 import bench_client  # noqa: E402
 
-CLIENTS = ("txsse", "txsse-metrics", "txsse-blocking", "sseclient-py", "httpx-sse")
+CLIENTS = ("txsse-next", "txsse-metrics", "txsse-blocking", "sseclient-py", "httpx-sse")
 
 
 def run_txsse_metrics(url: str, count: int, event: bytes) -> int:
-    """The asynchronous EventSource with every client metric on."""
+    """As ``txsse-next``, with every client metric on."""
     from prometheus_client import CollectorRegistry
 
-    from txsse import EventSource
     from txsse.metrics import instrument_source
 
-    async def main(reactor: object) -> int:
-        source = EventSource(url, idle_timeout=None, reconnect_delay=60.0, max_reconnect_delay=60.0)
-        instrument_source(source, registry=CollectorRegistry())
-        bench_client._start()
-        source.startService()
-        got = 0
-        while got < count:
-            await source.next()
-            got += 1
-        await source.close()
-        return got
+    def instrument(source: object) -> None:
+        instrument_source(source, registry=CollectorRegistry())  # type: ignore[arg-type]
 
-    return bench_client._react(main)
+    return bench_client.consume(url, count, bench_client.by_next, instrument)
 
 
 def run_txsse_blocking(url: str, count: int, event: bytes) -> int:
@@ -56,9 +45,7 @@ def run_txsse_blocking(url: str, count: int, event: bytes) -> int:
 
     bench_client._start()
     got = 0
-    with EventSource(
-        url, idle_timeout=None, reconnect_delay=60.0, max_reconnect_delay=60.0
-    ) as source:
+    with EventSource(url, **bench_client.SOURCE_OPTIONS) as source:
         while got < count:
             source.next(timeout=60)
             got += 1
@@ -74,7 +61,7 @@ bench_client.__file__ = __file__
 def report(workload: str, rates: dict[str, float]) -> None:
     """One row, then the ratios this benchmark is about."""
     print(f"{workload:<10} " + " ".join(f"{r / 1000:>17.1f}k" for r in rates.values()), flush=True)
-    base = rates.get("txsse") or 0.0
+    base = rates.get("txsse-next") or 0.0
     blocking = rates.get("txsse-blocking") or 0.0
     peer = max(rates.get("sseclient-py", 0.0), rates.get("httpx-sse", 0.0))
     if base and blocking:
@@ -90,12 +77,6 @@ bench_client.report = report
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--serve":
-        if os.environ.get("TXSSE_BENCH_QUICK"):
-            for name, (event, count) in list(bench_client.WORKLOADS.items()):
-                bench_client.WORKLOADS[name] = (event, count // 10)
-        bench_client.serve(sys.argv[2])
-    else:
-        if "--clients" not in sys.argv:
-            sys.argv += ["--clients", ",".join(CLIENTS)]
-        bench_client.main()
+    if sys.argv[1:2] != ["--serve"] and "--clients" not in sys.argv:
+        sys.argv += ["--clients", ",".join(CLIENTS)]
+    bench_client.entry()

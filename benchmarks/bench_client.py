@@ -27,6 +27,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -164,8 +165,16 @@ def _react(main: object) -> int:
     return out[0]
 
 
+#: The EventSource options of every txsse client here: no idle timeout, no quick reconnection.
+SOURCE_OPTIONS: dict[str, Any] = {
+    "idle_timeout": None,
+    "reconnect_delay": 60.0,
+    "max_reconnect_delay": 60.0,
+}
+
+
 def _source(url: str, reactor: object, agent: bool = False, **kw: object) -> object:
-    """An EventSource for the benchmark (no idle timeout, no quick reconnection)."""
+    """An EventSource for the benchmark (:data:`SOURCE_OPTIONS`)."""
     sys.path.insert(0, str(ROOT))
     from txsse import EventSource
 
@@ -173,25 +182,68 @@ def _source(url: str, reactor: object, agent: bool = False, **kw: object) -> obj
         from twisted.web.client import Agent, HTTPConnectionPool
 
         kw["agent"] = Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
-    return EventSource(url, idle_timeout=None, reconnect_delay=60.0, max_reconnect_delay=60.0, **kw)
+    return EventSource(url, **SOURCE_OPTIONS, **kw)
 
 
-def run_txsse(url: str, count: int, event: bytes, agent: bool = False) -> int:
-    """txsse's EventSource, a consumer iterating with async for (the documented idiom)."""
+def consume(
+    url: str,
+    count: int,
+    take: Callable[[Any, int], Awaitable[int]],
+    prepare: Callable[[Any], object] | None = None,
+    **kw: object,
+) -> int:
+    """Run an EventSource (:func:`_source`) until ``take(source, count)`` has its events.
+
+    :param prepare: called with the source before the measured part starts.
+    :param kw: for :func:`_source`.
+    :returns: what ``take`` returns, the number of events taken.
+    """
 
     async def main(reactor: object) -> int:
-        source: Any = _source(url, reactor, agent)
+        source: Any = _source(url, reactor, **kw)
+        if prepare is not None:
+            prepare(source)
         _start()
         source.startService()
-        got = 0
-        async for _ in source:
-            got += 1
-            if got == count:
-                break
+        got = await take(source, count)
         await source.close()
         return got
 
     return _react(main)
+
+
+async def by_async_for(source: Any, count: int) -> int:
+    """Take ``count`` events with ``async for`` (the documented idiom)."""
+    got = 0
+    async for _ in source:
+        got += 1
+        if got == count:
+            break
+    return got
+
+
+async def by_next_batch(source: Any, count: int) -> int:
+    """Take every queued event at once with ``next_batch()``, until ``count``."""
+    got = 0
+    while got < count:
+        for _ in await source.next_batch():
+            got += 1
+    return got
+
+
+async def by_next(source: Any, count: int) -> int:
+    """Await ``next()`` for each of ``count`` events."""
+    got = 0
+    next_event = source.next
+    while got < count:
+        await next_event()
+        got += 1
+    return got
+
+
+def run_txsse(url: str, count: int, event: bytes, agent: bool = False) -> int:
+    """txsse's EventSource, a consumer iterating with async for (the documented idiom)."""
+    return consume(url, count, by_async_for, agent=agent)
 
 
 def run_txsse_agent(url: str, count: int, event: bytes) -> int:
@@ -201,37 +253,12 @@ def run_txsse_agent(url: str, count: int, event: bytes) -> int:
 
 def run_txsse_batch(url: str, count: int, event: bytes) -> int:
     """txsse's EventSource, a consumer taking every queued event with next_batch()."""
-
-    async def main(reactor: object) -> int:
-        source: Any = _source(url, reactor)
-        _start()
-        source.startService()
-        got = 0
-        while got < count:
-            for _ in await source.next_batch():
-                got += 1
-        await source.close()
-        return got
-
-    return _react(main)
+    return consume(url, count, by_next_batch)
 
 
 def run_txsse_next(url: str, count: int, event: bytes) -> int:
     """txsse's EventSource, a consumer awaiting next() for every event."""
-
-    async def main(reactor: object) -> int:
-        source: Any = _source(url, reactor)
-        _start()
-        source.startService()
-        got = 0
-        next_event = source.next
-        while got < count:
-            await next_event()
-            got += 1
-        await source.close()
-        return got
-
-    return _react(main)
+    return consume(url, count, by_next)
 
 
 def run_txsse_listener(url: str, count: int, event: bytes) -> int:
@@ -500,10 +527,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.quick:
-        os.environ["TXSSE_BENCH_QUICK"] = "1"
-    if os.environ.get("TXSSE_BENCH_QUICK"):
-        for name, (event, count) in list(WORKLOADS.items()):
-            WORKLOADS[name] = (event, count // 10)
+        os.environ["TXSSE_BENCH_QUICK"] = "1"  # for the server and the children too
+    quick_workloads()
     if args.child:
         child(*args.child, args.profile_to)
         return
@@ -554,11 +579,22 @@ def main() -> None:
         port_file.unlink(missing_ok=True)
 
 
-if __name__ == "__main__":
+def quick_workloads() -> None:
+    """With ``--quick`` (``$TXSSE_BENCH_QUICK``), a tenth of each workload's events."""
+    if os.environ.get("TXSSE_BENCH_QUICK"):
+        for name, (event, count) in list(WORKLOADS.items()):
+            WORKLOADS[name] = (event, count // 10)
+
+
+def entry() -> None:
+    """The command line: the server (``--serve PORT_FILE``, started by :func:`main`), or
+    :func:`main`."""
     if len(sys.argv) == 3 and sys.argv[1] == "--serve":
-        if os.environ.get("TXSSE_BENCH_QUICK"):
-            for _name, (_event, _count) in list(WORKLOADS.items()):
-                WORKLOADS[_name] = (_event, _count // 10)
+        quick_workloads()
         serve(sys.argv[2])
     else:
         main()
+
+
+if __name__ == "__main__":
+    entry()

@@ -6,7 +6,7 @@
 #   benchmarks/run.sh parser   [--only txsse,launchdarkly] [--workload a] [--repeat 3]
 #   benchmarks/run.sh client   [--quick] [--profile] [--repeat N]
 #   benchmarks/run.sh server   [--sizes 100,1000,10000] [--only txsse,aiohttp-sse]
-#   benchmarks/run.sh hub      [--subscribers N] [--throughput-events N]  (needs redis-server)
+#   benchmarks/run.sh hub      [--scale 0.1] [--only small|big] [--processes 1,2] [--profile]  (needs redis-server)
 #   benchmarks/run.sh blocking [--quick]
 #   benchmarks/run.sh all      (each with its defaults; extra arguments are refused)
 #

@@ -33,7 +33,11 @@ intersphinx_mapping = {
 
 
 # zope.interface interfaces are not classes, so Sphinx would show their repr
-# ("<InterfaceClass twisted.web.resource.IResource>") in annotations: show the dotted name.
+# ("<InterfaceClass twisted.web.resource.IResource>") in the parameter types that
+# autodoc_typehints = "description" writes: show the dotted name. Modules that imported
+# stringify_annotation by name hold their own reference, so each copy is replaced.
+# (sphinx.util.typing.restify, used for "Bases:", needs no patch: no documented class
+# derives from an interface.)
 def _stringify_interfaces(original):
     def stringify(annotation, *args, **kwargs):
         if isinstance(annotation, InterfaceClass):
@@ -44,30 +48,13 @@ def _stringify_interfaces(original):
     return stringify
 
 
-def _restify_interfaces(original):
-    def restify(annotation, *args, **kwargs):
-        if isinstance(annotation, InterfaceClass):
-            return f":py:class:`{annotation.__module__}.{annotation.__name__}`"
-        return original(annotation, *args, **kwargs)
-
-    return restify
-
-
-_ORIGINALS = {
-    "stringify_annotation": sphinx.util.typing.stringify_annotation,
-    "restify": sphinx.util.typing.restify,
-}
-_PATCHED = {
-    "stringify_annotation": _stringify_interfaces(_ORIGINALS["stringify_annotation"]),
-    "restify": _restify_interfaces(_ORIGINALS["restify"]),
-}
+_ORIGINAL = sphinx.util.typing.stringify_annotation
+_PATCHED = _stringify_interfaces(_ORIGINAL)
 import sphinx.ext.autodoc  # noqa: E402  (load autodoc's modules, then patch their copies)
 
 for _module in list(sys.modules.values()):
-    if getattr(_module, "__name__", "").startswith("sphinx"):
-        for _name, _original in _ORIGINALS.items():
-            if getattr(_module, _name, None) is _original:
-                setattr(_module, _name, _PATCHED[_name])
+    if getattr(_module, "stringify_annotation", None) is _ORIGINAL:
+        _module.stringify_annotation = _PATCHED
 
 
 # Sphinx resolves the string annotations of a class's signature with get_type_hints(cls),

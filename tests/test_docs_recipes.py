@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -218,10 +219,9 @@ async def request(method: str, url: str, body: bytes | None = None) -> tuple[int
     return response.code, await response.content()
 
 
-@pytest.mark.slow
-@pytest_twisted.ensureDeferred
-async def test_browser_recipe_serves_the_page_and_pushes_notes(tmp_path: Path) -> None:
-    """live.py serves index.html; a note POSTed to /notes reaches an open stream at once."""
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[tuple[Program, str]]:
+    """The recipe's live.py and index.html, running in ``tmp_path``; the program and its URL."""
     files = programs("recipes/browser.md")
     (tmp_path / "index.html").write_text(files["index.html"])
     app = Program(tmp_path, "live.py", files["live.py"])
@@ -230,21 +230,32 @@ async def test_browser_recipe_serves_the_page_and_pushes_notes(tmp_path: Path) -
     try:
         app.start(str(port))
         app.wait_for_output(f"open {base}/")
-        status, page = await request("GET", f"{base}/")
-        assert status == 200
-        assert b'new EventSource("/events")' in page
-        assert b'addEventListener("note"' in page
-        stream = await Stream(f"{base}/events").open()
-        assert stream.status == 200
-        status, answer = await request("POST", f"{base}/notes", b"deploy finished")
-        assert status == 200
-        await until(lambda: stream.events, "the note on the stream")
-        (note,) = stream.events
-        assert (note.event, note.json(), note.id) == ("note", {"text": "deploy finished"},
-                                                      json.loads(answer)["id"])  # fmt: skip
-        assert (await request("POST", f"{base}/notes", b"  "))[0] == 400
+        yield app, base
     finally:
         app.stop()
+
+
+@pytest.mark.slow
+@pytest_twisted.ensureDeferred
+async def test_browser_recipe_serves_the_page_and_pushes_notes(
+    live: tuple[Program, str],
+) -> None:
+    """live.py serves index.html; a note POSTed to /notes reaches an open stream at once."""
+    app, base = live
+    status, page = await request("GET", f"{base}/")
+    assert status == 200
+    assert b'new EventSource("/events")' in page
+    assert b'addEventListener("note"' in page
+    stream = await Stream(f"{base}/events").open()
+    assert stream.status == 200
+    status, answer = await request("POST", f"{base}/notes", b"deploy finished")
+    assert status == 200
+    await until(lambda: stream.events, "the note on the stream")
+    (note,) = stream.events
+    assert (note.event, note.json(), note.id) == ("note", {"text": "deploy finished"},
+                                                  json.loads(answer)["id"])  # fmt: skip
+    assert (await request("POST", f"{base}/notes", b"  "))[0] == 400
+    app.stop()  # the stream ends with a last retry: (the fixture would stop it too late)
     await stream.ended.addTimeout(TIMEOUT, reactor)  # type: ignore[arg-type]
     assert stream.parser.retry is not None and stream.parser.retry <= 5000
 
@@ -365,24 +376,17 @@ async def test_worker_recipe_reports_a_failed_job(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_browser_recipe_page_shows_notes_in_chromium(tmp_path: Path) -> None:
+def test_browser_recipe_page_shows_notes_in_chromium(
+    tmp_path: Path, live: tuple[Program, str]
+) -> None:
     """In headless Chromium the recipe's page goes live and shows a note POSTed to /notes."""
     binary = require_program(CHROMIUM, "chromium")
-    files = programs("recipes/browser.md")
-    (tmp_path / "index.html").write_text(files["index.html"])
-    app = Program(tmp_path, "live.py", files["live.py"])
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
+    _, base = live
     notes = "[...document.querySelectorAll('#notes li')].map((li) => li.textContent).join('|')"
-    try:
-        app.start(str(port))
-        app.wait_for_output(f"open {base}/")
-        with Page(binary, tmp_path / "profile", f"{base}/") as page:
-            status = "document.getElementById('status').textContent"
-            block_until(lambda: page.evaluate(status) == "live", "the page to go live", 60)
-            post = urllib.request.Request(f"{base}/notes", data=b"deploy finished", method="POST")
-            with urllib.request.urlopen(post, timeout=TIMEOUT) as answer:
-                assert answer.status == 200
-            block_until(lambda: page.evaluate(notes) == "deploy finished", "the note", 60)
-    finally:
-        app.stop()
+    with Page(binary, tmp_path / "profile", f"{base}/") as page:
+        status = "document.getElementById('status').textContent"
+        block_until(lambda: page.evaluate(status) == "live", "the page to go live", 60)
+        post = urllib.request.Request(f"{base}/notes", data=b"deploy finished", method="POST")
+        with urllib.request.urlopen(post, timeout=TIMEOUT) as answer:
+            assert answer.status == 200
+        block_until(lambda: page.evaluate(notes) == "deploy finished", "the note", 60)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.docs import shell_lines
 from tests.helpers.system import TWISTD, free_port, stop_process
 from tests.helpers.waiting import block_until
 
@@ -32,13 +33,6 @@ def python_block(first_line: str) -> str:
     found = [block for block in blocks if block.startswith(first_line)]
     assert len(found) == 1, f"README.md has no single Python block starting {first_line!r}"
     return found[0]  # type: ignore[no-any-return]
-
-
-def shell_lines() -> list[str]:
-    """The commands of the README's shell blocks, continuation lines joined."""
-    blocks = re.findall(r"^```sh\n(.*?)^```", README.read_text(), flags=re.M | re.S)
-    text = "\n".join(blocks).replace("\\\n", " ")
-    return [line.split("  #")[0].strip() for line in text.splitlines() if line.strip()]
 
 
 @pytest.fixture
@@ -146,7 +140,7 @@ def test_metrics_example_serves_metrics(processes: list[subprocess.Popen[bytes]]
 
 def test_twistd_commands_do_not_clash() -> None:
     """Every twistd command of the README can run beside another from the same folder."""
-    commands = [line for line in shell_lines() if line.startswith("twistd")]
+    commands = [line for line in shell_lines(README) if line.startswith("twistd")]
     assert len(commands) >= 3
     for command in commands:
         assert "--pidfile=" in command.split(" sse")[0], command
@@ -156,7 +150,7 @@ def test_hub_quick_start_runs_in_memory(
     tmp_path: Path, processes: list[subprocess.Popen[bytes]]
 ) -> None:
     """The hub quick start needs no Redis, listens on loopback, answers a publish with a line."""
-    lines = shell_lines()
+    lines = shell_lines(README)
     token = next(line for line in lines if line.startswith('echo "change-me" > publish.token'))
     hub = next(line for line in lines if line.startswith("twistd") and "sse-hub" in line)
     assert "--redis" not in hub and "--port" not in hub

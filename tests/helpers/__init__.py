@@ -13,11 +13,12 @@
 - ``memhttp``: a real ``Site`` over ``StringTransport`` for deterministic server tests, and
   the one HTTP/1.1 chunk decoder;
 - ``sseserver``: a scripted loopback server for the client's loopback tests;
+- ``rawclient``: clients on blocking sockets in threads (HTTP/1.1, HTTP/1.0, TLS, h2), for
+  the server's loopback tests;
 - ``blocking_server``: a loopback server in a reactor thread, for the blocking facade;
 - ``redis``, ``hub``: a real redis-server, hub subprocesses, publishing;
-- ``metrics``: scraping ``/metrics``; ``tls``: a self-signed certificate; ``docs``: the
-  documentation's runnable examples;
-- ``chunking``, ``reference``: chunkings of a byte stream and the reference parser.
-- ``docs``: the docs' runnable examples, and their complete programs run as processes.
+- ``metrics``: scraping ``/metrics``; ``tls``: a self-signed certificate;
+- ``chunking``, ``reference``: chunkings of a byte stream and the reference parser;
+- ``docs``: the docs' runnable examples, and their complete programs run as processes;
 - ``devtools``: a real headless Chromium page, driven over the DevTools protocol on a pipe.
 """

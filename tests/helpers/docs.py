@@ -52,12 +52,16 @@ def programs(page: str) -> dict[str, str]:
     return found
 
 
+def shell_lines(path: Path) -> list[str]:
+    """The commands of the ``sh`` blocks of a Markdown file, continuation lines joined."""
+    text = path.read_text(encoding="utf-8")
+    blocks = "\n".join(re.findall(r"^```sh\n(.*?)^```", text, re.M | re.S)).replace("\\\n", " ")
+    return [line.split("  #")[0].strip() for line in blocks.splitlines() if line.strip()]
+
+
 def shell_line(page: str, start: str) -> str:
     """The one line of a ``sh`` block of ``docs/<page>`` that starts with ``start``."""
-    text = (DOCS / page).read_text(encoding="utf-8")
-    blocks = "\n".join(re.findall(r"^```sh\n(.*?)^```", text, re.M | re.S)).replace("\\\n", " ")
-    lines = [line.split("  #")[0].strip() for line in blocks.splitlines()]
-    (line,) = (line for line in lines if line.startswith(start))
+    (line,) = (line for line in shell_lines(DOCS / page) if line.startswith(start))
     return line
 
 
