@@ -173,3 +173,16 @@ def test_fragment_only_file_is_emptied(tmp_path: Path) -> None:
     out.write_bytes(b'{"event": "mess')
     EventWriter(str(out), "json").close()
     assert out.read_bytes() == b""
+
+
+def test_a_pipe_whose_reader_is_gone_fails_the_write() -> None:
+    """``/dev/fd/N`` of a pipe (``./scripts/demo | head``): with the reader gone, writing fails."""
+    read, write = os.pipe()
+    writer = EventWriter(f"/dev/fd/{write}", "json")
+    os.close(write)
+    os.close(read)
+    try:
+        with pytest.raises(BrokenPipeError):
+            writer.write(Event("nobody reads this"))
+    finally:
+        writer.close()

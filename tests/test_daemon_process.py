@@ -443,6 +443,18 @@ def test_demo_script_stdout_is_json_lines_only(procs: list[subprocess.Popen[byte
     assert b"demo event stream at" in stderr and b"Server Shut Down" in stderr
 
 
+def test_demo_script_ends_when_its_reader_goes(procs: list[subprocess.Popen[bytes]]) -> None:
+    """``./scripts/demo | head -1``: once the reader is gone the demo exits (74, EX_IOERR)."""
+    proc = demo_script()
+    procs.append(proc)
+    assert proc.stdout is not None
+    assert json.loads(proc.stdout.readline())["id"] == "1"
+    proc.stdout.close()
+    _, stderr = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 74
+    assert b"Broken pipe" in stderr
+
+
 def test_demo_script_passes_twistd_options_to_twistd(
     tmp_path: Path, procs: list[subprocess.Popen[bytes]]
 ) -> None:

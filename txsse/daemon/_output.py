@@ -64,8 +64,10 @@ class EventWriter:
             stdout.flush()
             self._file = cast(BinaryIO, stdout.buffer)
         else:
-            # Unbuffered: a failed write is seen at once and can be undone.
-            self._file = open(path, "a+b", buffering=0)  # noqa: SIM115 - closed in close()
+            # Unbuffered: a failed write is seen at once and can be undone. Write-only:
+            # opened for reading too, a pipe (/dev/fd/N) would have this process as a
+            # reader, and a write after the real reader has gone would never fail.
+            self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
         self._regular = not self._stdout and _is_regular(self._file)
         self._fsync = durable and self._regular
         if self._regular:
@@ -111,7 +113,8 @@ class EventWriter:
         """Cut what follows the last complete event (left by a crash or a full disk)."""
         fd = self._file.fileno()
         size = os.fstat(fd).st_size
-        end = _complete_length(fd, size, b"\n\n" if self._sse else b"\n")
+        with open(path, "rb", buffering=0) as reader:
+            end = _complete_length(reader.fileno(), size, b"\n\n" if self._sse else b"\n")
         if end < size:
             os.ftruncate(fd, end)
             _log.warn(
